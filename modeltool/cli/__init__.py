@@ -1,0 +1,76 @@
+"""The `modeltool` command line: one small module per command, errors mapped to exit codes here.
+
+Exit codes: 0 success, 1 a check failed (`CheckFailed`), 2 unusable input or usage. Errors print
+one line on stderr; `--debug` adds the traceback. Commands import heavy modules inside their
+function so `modeltool --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from modeltool import __version__
+from modeltool.errors import ModelToolError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modeltool")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Inspect, convert, edit and verify TensorFlow/Keras models."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register() -> None:
+    from modeltool.cli.inspect import inspect_cmd
+
+    cli.add_command(inspect_cmd)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:  # accepted anywhere on the line, not only before the command
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    try:
+        cli.main(args=args, prog_name="modeltool", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("modeltool: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else 2
+    except ModelToolError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"modeltool: error: {_one_line(str(exc))}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("modeltool: interrupted", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: still one line, still exit 2
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"modeltool: error: unexpected {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug)",
+            err=True,
+        )
+        return 2
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Loaders: one module per format, all returning the common IR (`modeltool.ir.Model`).
+
+The table below is the single place that says which module reads which format; modules are
+imported only when their format is met, so reading an H5 file never imports onnx, and nothing here
+imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from modeltool.errors import UnsupportedError
+from modeltool.formats import Format, describe, detect
+from modeltool.ir import Model
+
+LOADERS: dict[Format, str] = {
+    Format.KERAS_H5: "modeltool.loaders.keras_h5:load_model_h5",
+    Format.KERAS_H5_WEIGHTS: "modeltool.loaders.keras_h5:load_weights_h5",
+    Format.KERAS3_WEIGHTS: "modeltool.loaders.keras_h5:load_keras3_weights",
+    Format.KERAS_V3: "modeltool.loaders.keras_zip:load",
+    Format.KERAS_JSON: "modeltool.loaders.keras_text:load_json",
+    Format.KERAS_YAML: "modeltool.loaders.keras_text:load_yaml",
+    Format.ONNX: "modeltool.loaders.onnx_model:load",
+    Format.TFLITE: "modeltool.loaders.tflite_model:load",
+}
+
+
+def load(path: str | os.PathLike, **options: Any) -> Model:
+    """Read any supported model file into the IR. Weight values stay on disk until asked for.
+
+    Options: `weights_from` (a weights file to attach to an architecture-only config).
+    """
+    fmt = detect(path)
+    target = LOADERS.get(fmt)
+    if target is None:
+        raise UnsupportedError(
+            f"{path}: {describe(fmt)} detected; reading it is supported by a later loader "
+            "(TensorFlow graph formats are not implemented yet)"
+        )
+    if options.get("weights_from") and fmt not in (Format.KERAS_JSON, Format.KERAS_YAML):
+        raise UnsupportedError(f"{path}: --weights-from applies to JSON/YAML architecture configs only")
+    module_name, func_name = target.split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    model = func(os.fspath(path), **options)
+    return model

@@ -1,0 +1,104 @@
+"""What every Keras container shares: config -> graph, weights -> layers, training -> metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from modeltool.errors import LoadError
+from modeltool.formats import Format, describe
+from modeltool.ir import Graph, Metadata, Model, Node, Weight
+from modeltool.keras.graph import build_graph, is_model_class
+from modeltool.keras.weights import attach
+
+WeightsLoader = Callable[[Graph | None], list[Weight]]
+
+
+def keras_model(
+    path: str,
+    fmt: Format,
+    model_cfg: dict[str, Any] | None,
+    writer: dict[str, str],
+    training: dict[str, Any] | None = None,
+    weights_loader: WeightsLoader | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Model:
+    """Assemble a Model from a Keras architecture config and (optionally) its stored weights."""
+    warnings: list[str] = []
+    graph = None
+    if model_cfg is not None:
+        graph = config_graph(path, model_cfg, warnings)
+    weights = weights_loader(graph) if weights_loader is not None else []
+    attach(graph, weights)
+    meta = Metadata(
+        format=fmt.value,
+        format_description=describe(fmt),
+        file_size=_size(path),
+        writer={k: str(v) for k, v in writer.items() if v is not None},
+        training=training,
+        extra=extra or {},
+    )
+    return Model(path, meta, graph, weights, [], warnings)
+
+
+def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> Graph:
+    if not isinstance(model_cfg, dict) or "class_name" not in model_cfg:
+        raise LoadError(f"{path}: model config has no class_name")
+    cls = model_cfg["class_name"]
+    cfg = model_cfg.get("config")
+    has_layers = isinstance(cfg, list) or (isinstance(cfg, dict) and "layers" in cfg)
+    if is_model_class(cls) and has_layers:
+        try:
+            return build_graph(model_cfg)
+        except LoadError as exc:
+            raise LoadError(f"{path}: {exc}") from exc
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            raise LoadError(f"{path}: malformed model config ({type(exc).__name__}: {exc})") from exc
+    # A subclassed model or a custom Model class: its layers live in Python code, not in the file.
+    name = (cfg or {}).get("name", cls) if isinstance(cfg, dict) else cls
+    warnings.append(
+        f"{cls} is a subclassed/custom model: its architecture is Python code, not in the file; "
+        "layers and shapes are unknown (weights are listed as stored)"
+    )
+    node = Node(str(name), cls, cfg if isinstance(cfg, dict) else {}, flags=["custom"], params=None,
+                trainable_params=None, output_shapes=[None])  # fmt: skip
+    return Graph([node], [], [], "layer", str(name))
+
+
+def training_summary(optimizer: Any, loss: Any, metrics: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """Optimizer, learning rate, loss and metrics as plain values, whatever Keras wrote them."""
+    opt_name, lr = None, None
+    if isinstance(optimizer, dict):
+        opt_name = optimizer.get("class_name") or optimizer.get("config", {}).get("name")
+        ocfg = optimizer.get("config") or {}
+        lr = ocfg.get("learning_rate", ocfg.get("lr"))
+        if isinstance(lr, dict):
+            lr = lr.get("class_name")
+    elif isinstance(optimizer, str):
+        opt_name = optimizer
+    if isinstance(opt_name, str) and opt_name.startswith("Custom>"):
+        opt_name = opt_name[len("Custom>"):]
+    return {
+        "optimizer": opt_name,
+        "learning_rate": lr,
+        "loss": _plain(loss),
+        "metrics": _plain(metrics),
+        "raw": raw,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "class_name" in value:
+            return value.get("config", {}).get("name") or value["class_name"]
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)
