@@ -112,6 +112,7 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
         tensors[key] = given or _shape(entry["config"].get("batch_shape"))
 
     calls = {name: _calls(e) for name, e in by_name.items()}
+    calls, output_keys = _skip_first_nodes(by_name, calls, output_keys)
     done: dict[str, list] = {name: [] for name in by_name}
     nodes: dict[str, Node] = {}
     pending = True
@@ -166,6 +167,25 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
     return Graph(ordered, inputs, outputs, "layer", cfg.get("name"))
 
 
+def _skip_first_nodes(by_name: dict, calls: dict, output_keys: list) -> tuple[dict, list]:
+    """Nested models built on their own Input own a node 0 that configs leave out (Keras's
+    `_should_skip_first_node`), so references to their calls are one higher than the list index."""
+    refs = [k for cs in calls.values() for c in cs for k in c] + list(output_keys)
+    offset = {
+        name: 1
+        for name, entry in by_name.items()
+        if is_model_class(entry["class_name"])
+        and any(r[0] == name and r[1] >= len(calls[name]) for r in refs)
+    }
+    if not offset:
+        return calls, output_keys
+
+    def fix(k: TensorKey) -> TensorKey:
+        return (k[0], k[1] - offset[k[0]], k[2]) if k[0] in offset else k
+
+    return {n: [[fix(k) for k in c] for c in cs] for n, cs in calls.items()}, [fix(k) for k in output_keys]
+
+
 def _call_again(node: Node, entry: dict, inbound: list[str], in_shapes: list, depth: int) -> list:
     """A shared layer (or shared nested model) called once more: record the new call's shapes."""
     node.inbound.append(inbound)
@@ -180,6 +200,7 @@ def _call_again(node: Node, entry: dict, inbound: list[str], in_shapes: list, de
 
 def _make_node(entry: dict, inbound: list[list[str]], in_shapes: list, depth: int) -> Node:
     cls, cfg, name = entry["class_name"], entry["config"], _layer_name(entry)
+    in_shapes = _recorded_shapes(entry, in_shapes)
     flags = _flags(entry)
     node = Node(name, cls, cfg, inbound, flags=flags)
     trainable = cfg.get("trainable", True) is not False
@@ -211,6 +232,37 @@ def _make_node(entry: dict, inbound: list[list[str]], in_shapes: list, depth: in
                 node.trainable_params = sum(w.size for w in info.weights if w.trainable) if trainable else 0
     node.call_shapes = [list(node.output_shapes)]
     return node
+
+
+def _recorded_shapes(entry: dict, in_shapes: list) -> list:
+    """Unknown input shapes (after a custom layer) from what Keras 3 recorded in the config:
+    the shapes of the call's keras tensors, or the layer's `build_config`."""
+    if all(s is not None for s in in_shapes) and in_shapes:
+        return in_shapes
+    recorded: list = []
+    nodes = entry.get("inbound_nodes") or []
+    if nodes and isinstance(nodes[0], dict):
+        _collect_tensor_shapes(nodes[0].get("args", []), recorded)
+    if len(recorded) == len(in_shapes):
+        return [s if s is not None else r for s, r in zip(in_shapes, recorded)]
+    build = (entry.get("build_config") or {}).get("input_shape")
+    if len(in_shapes) <= 1 and build is not None and not isinstance(build, dict):
+        shape = _shape(build)
+        if shape is not None:
+            return [shape]
+    return in_shapes
+
+
+def _collect_tensor_shapes(value: Any, out: list) -> None:
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            out.append(_shape(value.get("config", {}).get("shape")))
+            return
+        for v in value.values():
+            _collect_tensor_shapes(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect_tensor_shapes(v, out)
 
 
 def _lambda_info(cfg: dict, in_shapes: list) -> L.LayerInfo:

@@ -287,7 +287,7 @@ def _depthwise(rank: int):
         spatial, ch = _spatial(s, rank, cf)
         out = [_conv_len(spatial[i], k[i], st[i], cfg.get("padding", "valid"), dil[i]) for i in range(rank)]
         out_ch = None if ch is None else ch * dm
-        w = [WeightSpec("depthwise_kernel", (*k, ch, dm), k3=("", 0))]
+        w = [WeightSpec("kernel", (*k, ch, dm), k3=("", 0))]  # Keras 2 called it depthwise_kernel
         if cfg.get("use_bias", True):
             w.append(WeightSpec("bias", (out_ch,), k3=("", 1)))
         return LayerInfo([_assemble(s[0], out, out_ch, cf)], w)

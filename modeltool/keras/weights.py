@@ -23,7 +23,7 @@ from modeltool.ir import Graph, Node, Weight
 H5Opener = Callable[[], AbstractContextManager[Any]]
 
 CHUNK_ELEMENTS = 1 << 22  # values read per chunk when streaming statistics
-NON_TRAINABLE_ROLES = {"moving_mean", "moving_variance", "running_mean", "running_std", "count"}
+NON_TRAINABLE_ROLES = {"moving_mean", "moving_variance", "running_mean", "running_std", "count", "mean", "variance"}
 KERAS1_ROLES = {
     "W": "kernel", "b": "bias", "U": "recurrent_kernel", "gamma": "gamma", "beta": "beta",
     "running_mean": "moving_mean", "running_std": "moving_variance", "alphas": "alpha",
@@ -34,7 +34,7 @@ K3_ROLE_GUESS = {
     "dense": ["kernel", "bias"], "embedding": ["embeddings"], "conv1d": ["kernel", "bias"],
     "conv2d": ["kernel", "bias"], "conv3d": ["kernel", "bias"], "conv1d_transpose": ["kernel", "bias"],
     "conv2d_transpose": ["kernel", "bias"], "conv3d_transpose": ["kernel", "bias"],
-    "depthwise_conv2d": ["depthwise_kernel", "bias"], "depthwise_conv1d": ["depthwise_kernel", "bias"],
+    "depthwise_conv2d": ["kernel", "bias"], "depthwise_conv1d": ["kernel", "bias"],
     "separable_conv2d": ["depthwise_kernel", "pointwise_kernel", "bias"],
     "separable_conv1d": ["depthwise_kernel", "pointwise_kernel", "bias"],
     "batch_normalization": ["gamma", "beta", "moving_mean", "moving_variance"],
@@ -90,6 +90,8 @@ def legacy_weights(opener: H5Opener, group: Any, group_path: str, graph: Graph |
             ds = g[wn]
             clean = wn[:-2] if wn.endswith(":0") else wn
             layer, role, full = _legacy_owner(lname, clean, node)
+            if role == "depthwise_kernel" and _op_at(graph, layer).startswith("DepthwiseConv"):
+                role = "kernel"  # one vocabulary: Keras 3's name for the same array
             trainable = role not in NON_TRAINABLE_ROLES and _layer_trainable(graph, layer)
             path = "/".join(p for p in (group_path, lname, wn) if p)
             out.append(
@@ -104,8 +106,8 @@ def _legacy_owner(group_name: str, clean: str, node: Node | None) -> tuple[str, 
         role = _keras1_role(clean)
         return group_name, role, f"{group_name}/{role}"
     parts = clean.split("/")
-    if parts[0] == group_name and len(parts) > 1:
-        parts = parts[1:]
+    if group_name in parts[:-1]:  # Keras 3 may prefix the model name: "model/dense/kernel"
+        parts = parts[parts.index(group_name) + 1 :]
     role = parts[-1]
     layer = group_name
     sub = node.subgraph if node is not None else None
@@ -118,6 +120,18 @@ def _legacy_owner(group_name: str, clean: str, node: Node | None) -> tuple[str, 
         rest = rest[1:]
         sub = inner.subgraph
     return layer, role, "/".join([group_name, *parts])
+
+
+def _op_at(graph: Graph | None, layer_path: str) -> str:
+    g, node = graph, None
+    for part in layer_path.split("/"):
+        if g is None:
+            return ""
+        node = next((n for n in g.nodes if n.name == part), None)
+        if node is None:
+            return ""
+        g = node.subgraph
+    return node.op if node is not None else ""
 
 
 def _keras1_role(name: str) -> str:

@@ -1,0 +1,5 @@
+"""`python -m modeltool` runs the CLI."""
+
+from modeltool.cli import run
+
+run()
