@@ -55,6 +55,8 @@ def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> G
             raise LoadError(f"{path}: {exc}") from exc
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
             raise LoadError(f"{path}: malformed model config ({type(exc).__name__}: {exc})") from exc
+    if "module" not in model_cfg and "registered_name" not in model_cfg:
+        raise LoadError(f"{path}: unknown model class {cls!r}: expected Sequential, Functional or Model with layers")
     # A subclassed model or a custom Model class: its layers live in Python code, not in the file.
     name = (cfg or {}).get("name", cls) if isinstance(cfg, dict) else cls
     warnings.append(
