@@ -131,9 +131,7 @@ def _detect_hdf5(p: Path) -> Format:
         with h5py.File(p, "r") as f:
             if "model_config" in f.attrs:
                 return Format.KERAS_H5
-            if "layer_names" in f.attrs or (
-                "model_weights" in f and "layer_names" in f["model_weights"].attrs
-            ):
+            if "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs):
                 return Format.KERAS_H5_WEIGHTS
             if "layers" in f or "vars" in f:
                 return Format.KERAS3_WEIGHTS

@@ -38,8 +38,8 @@ def inspect_cmd(
         try:
             detail = layer_detail(model, key, stats=stats)
         except (KeyError, IndexError):
-            names = ", ".join(n.name for n in model.layers[:20])
-            raise UsageError(f"{path}: no layer {layer!r} (layers: {names}{' ...' if len(model.layers) > 20 else ''})")
+            names = ", ".join(n.name for n in model.layers[:20]) + (" ..." if len(model.layers) > 20 else "")
+            raise UsageError(f"{path}: no layer {layer!r} (layers: {names})") from None
         if as_json:
             echo_json(detail)
         else:

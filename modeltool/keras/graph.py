@@ -153,9 +153,7 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
             raise LoadError(f"model config has layers whose inputs never appear: {', '.join(missing[:5])}")
 
     ordered = [nodes[_layer_name(e)] for e in entries if _layer_name(e) in nodes]
-    inputs = [
-        TensorSpec(k[0], tensors.get(k), by_name[k[0]]["config"].get("dtype") or "float32") for k in input_keys
-    ]
+    inputs = [TensorSpec(k[0], tensors.get(k), by_name[k[0]]["config"].get("dtype") or "float32") for k in input_keys]
     seen: dict[str, int] = {}
     outputs = []
     for k in output_keys:
@@ -174,8 +172,7 @@ def _skip_first_nodes(by_name: dict, calls: dict, output_keys: list) -> tuple[di
     offset = {
         name: 1
         for name, entry in by_name.items()
-        if is_model_class(entry["class_name"])
-        and any(r[0] == name and r[1] >= len(calls[name]) for r in refs)
+        if is_model_class(entry["class_name"]) and any(r[0] == name and r[1] >= len(calls[name]) for r in refs)
     }
     if not offset:
         return calls, output_keys
@@ -400,7 +397,7 @@ def _collect_keras_tensors(value: Any, out: list[TensorKey]) -> None:
 
 
 def _tensor_name(key: TensorKey, by_name: dict, calls: dict) -> str:
-    """"layer" for a single-output single-call producer, else "layer[call][:k]"-style names."""
+    """ "layer" for a single-output single-call producer, else "layer[call][:k]"-style names."""
     name, call, k = key
     text = name if call == 0 else f"{name}@{call}"
     return text if k == 0 else f"{text}:{k}"

@@ -94,9 +94,7 @@ def legacy_weights(opener: H5Opener, group: Any, group_path: str, graph: Graph |
                 role = "kernel"  # one vocabulary: Keras 3's name for the same array
             trainable = role not in NON_TRAINABLE_ROLES and _layer_trainable(graph, layer)
             path = "/".join(p for p in (group_path, lname, wn) if p)
-            out.append(
-                Weight(full, layer, role, tuple(ds.shape), _dtype(ds), trainable, h5_reader(opener, path))
-            )
+            out.append(Weight(full, layer, role, tuple(ds.shape), _dtype(ds), trainable, h5_reader(opener, path)))
     return out
 
 
@@ -208,8 +206,15 @@ def _k3_graph(opener, root, base: str, graph: Graph, prefix: str, out: list, cla
             ds = root[path]
             full = "/".join(p for p in (layer_path, spec.prefix, spec.role) if p)
             out.append(
-                Weight(full, layer_path, spec.role, tuple(ds.shape), _dtype(ds),
-                       spec.trainable and trainable_layer, h5_reader(opener, path))  # fmt: skip
+                Weight(
+                    full,
+                    layer_path,
+                    spec.role,
+                    tuple(ds.shape),
+                    _dtype(ds),
+                    spec.trainable and trainable_layer,
+                    h5_reader(opener, path),
+                )  # fmt: skip
             )
             claimed.add(path)
 
@@ -254,8 +259,15 @@ def _k3_rest(opener, root, path: str, owners: list[str], out: list, claimed: set
                     continue
                 ds = obj[i]
                 out.append(
-                    Weight("/".join([*owners, role]), layer, role, tuple(ds.shape), _dtype(ds),
-                           role not in NON_TRAINABLE_ROLES, h5_reader(opener, dpath))  # fmt: skip
+                    Weight(
+                        "/".join([*owners, role]),
+                        layer,
+                        role,
+                        tuple(ds.shape),
+                        _dtype(ds),
+                        role not in NON_TRAINABLE_ROLES,
+                        h5_reader(opener, dpath),
+                    )  # fmt: skip
                 )
         else:
             name = obj["vars"].attrs.get("name") if "vars" in obj else None

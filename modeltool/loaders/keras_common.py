@@ -80,7 +80,7 @@ def training_summary(optimizer: Any, loss: Any, metrics: Any, raw: dict[str, Any
     elif isinstance(optimizer, str):
         opt_name = optimizer
     if isinstance(opt_name, str) and opt_name.startswith("Custom>"):
-        opt_name = opt_name[len("Custom>"):]
+        opt_name = opt_name[len("Custom>") :]
     return {
         "optimizer": opt_name,
         "learning_rate": lr,

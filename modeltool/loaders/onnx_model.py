@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from modeltool.deps import require
 from modeltool.errors import LoadError
 from modeltool.formats import Format, describe
 from modeltool.ir import Graph, Metadata, Model, Node, TensorSpec, Weight
-from modeltool.deps import require
 
 #: above this many bytes, ONNX shape inference is skipped (it copies the whole model)
 SHAPE_INFERENCE_LIMIT = 256 * 1024 * 1024
@@ -59,8 +59,15 @@ def load(path: str, **options: Any) -> Model:
     weights = []
     for t in g.initializer:
         weights.append(
-            Weight(t.name, None, "initializer", tuple(int(d) for d in t.dims), _dtype(onnx, t.data_type),
-                   True, _reader(onnx, t, base_dir))  # fmt: skip
+            Weight(
+                t.name,
+                None,
+                "initializer",
+                tuple(int(d) for d in t.dims),
+                _dtype(onnx, t.data_type),
+                True,
+                _reader(onnx, t, base_dir),
+            )  # fmt: skip
         )
     owner: dict[str, str] = {}
     nodes = []

@@ -88,5 +88,8 @@ def test_keras3_weights_file_with_architecture(mid: str) -> None:
             assert re.fullmatch(r"var\d+", w.role)
             legacy = next(v for v in from_keras.values() if v.layer == "scaled" and v.shape == w.shape)
         assert (legacy.shape, legacy.role if w.layer != "scaled" else w.role, legacy.trainable) == (
-            w.shape, w.role, w.trainable)
+            w.shape,
+            w.role,
+            w.trainable,
+        )
         assert (legacy.value() == w.value()).all()
