@@ -69,6 +69,8 @@ def detect(path: str | os.PathLike) -> Format:
     """
     p = Path(path)
     if not p.exists():
+        if p.with_name(p.name + ".index").is_file():  # a checkpoint prefix names no file itself
+            return Format.CHECKPOINT
         raise FormatError(f"{p}: no such file or directory")
     if p.is_dir():
         return _detect_dir(p)
@@ -104,8 +106,6 @@ def _detect_dir(p: Path) -> Format:
 
 def _is_checkpoint_part(p: Path) -> bool:
     """A checkpoint prefix ("ckpt-5"), its index, or a data shard."""
-    if not p.exists():
-        return False
     name = p.name
     if name.endswith(".index") or ".data-" in name:
         return True

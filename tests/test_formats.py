@@ -1,0 +1,65 @@
+"""Format detection by content: extensions lie, graph formats are recognised ahead of their loader."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from modeltool.errors import UnsupportedError
+from modeltool.formats import Format, detect
+from tests.conftest import CORPUS, FIXTURES, requires_corpus, run_cli
+
+
+@pytest.mark.parametrize(
+    "rel,fmt",
+    [
+        ("keras3/conv_bn.keras", Format.KERAS_V3),
+        ("keras3/conv_bn.h5", Format.KERAS_H5),
+        ("keras3/conv_bn.weights.h5", Format.KERAS3_WEIGHTS),
+        ("keras2/conv_bn_weights.h5", Format.KERAS_H5_WEIGHTS),
+        ("keras2/conv_bn.json", Format.KERAS_JSON),
+        ("keras2/conv_bn.yaml", Format.KERAS_YAML),
+        ("graphs/conv_bn.onnx", Format.ONNX),
+        ("graphs/conv_bn.tflite", Format.TFLITE),
+    ],
+)
+def test_detect_ignores_extension(tmp_path, rel, fmt) -> None:
+    assert detect(FIXTURES / rel) == fmt
+    renamed = tmp_path / "model.bin"
+    shutil.copy(FIXTURES / rel, renamed)
+    assert detect(renamed) == fmt
+
+
+def test_savedmodel_dir_reported_for_later_loader(tmp_path) -> None:
+    (tmp_path / "sm").mkdir()
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"\x12\x00")
+    assert detect(tmp_path / "sm") == Format.SAVEDMODEL
+    import modeltool
+
+    with pytest.raises(UnsupportedError, match="later loader"):
+        modeltool.load(tmp_path / "sm")
+    result = run_cli("inspect", tmp_path / "sm")
+    assert result.returncode == 2 and "SavedModel" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_directory_without_model(tmp_path) -> None:
+    result = run_cli("inspect", tmp_path)
+    assert result.returncode == 2 and "neither a SavedModel" in result.stderr
+
+
+@requires_corpus
+@pytest.mark.parametrize(
+    "rel,fmt",
+    [
+        ("serving_tf2_half_plus_two/00000123", Format.SAVEDMODEL),
+        ("rust_keras_multi_input_sm/keras_multiple_inputs_saved_model", Format.SAVEDMODEL),
+        ("tf2onnx_regression_ckpt/checkpoint", Format.CHECKPOINT),
+        ("tf2onnx_regression_ckpt/checkpoint/model", Format.CHECKPOINT),
+        ("ckpt_tf2_jessie_keras_weights/training_2/cp-0000.ckpt", Format.CHECKPOINT),
+        ("tf2onnx_lstm_frozen/frozen.pb", Format.GRAPHDEF),
+        ("k2_adam_h5_named_keras/model.keras", Format.KERAS_H5),
+    ],
+)
+def test_corpus_graph_formats_detected(rel, fmt) -> None:
+    assert detect(CORPUS / rel) == fmt
