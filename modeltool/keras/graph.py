@@ -239,7 +239,7 @@ def _recorded_shapes(entry: dict, in_shapes: list) -> list:
     recorded: list = []
     nodes = entry.get("inbound_nodes") or []
     if nodes and isinstance(nodes[0], dict):
-        _collect_tensor_shapes(nodes[0].get("args", []), recorded)
+        recorded = [_shape(c.get("shape")) for c in _keras_tensor_configs(nodes[0].get("args", []))]
     if len(recorded) == len(in_shapes):
         return [s if s is not None else r for s, r in zip(in_shapes, recorded)]
     build = (entry.get("build_config") or {}).get("input_shape")
@@ -248,18 +248,6 @@ def _recorded_shapes(entry: dict, in_shapes: list) -> list:
         if shape is not None:
             return [shape]
     return in_shapes
-
-
-def _collect_tensor_shapes(value: Any, out: list) -> None:
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            out.append(_shape(value.get("config", {}).get("shape")))
-            return
-        for v in value.values():
-            _collect_tensor_shapes(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _collect_tensor_shapes(v, out)
 
 
 def _lambda_info(cfg: dict, in_shapes: list) -> L.LayerInfo:
@@ -382,18 +370,22 @@ def _calls(entry: dict) -> list[list[TensorKey]]:
     return calls
 
 
-def _collect_keras_tensors(value: Any, out: list[TensorKey]) -> None:
+def _keras_tensor_configs(value: Any) -> list[dict]:
+    """Configs of the `__keras_tensor__` entries in a Keras 3 call's args/kwargs, in order."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            hist = value.get("config", {}).get("keras_history")
-            if hist:
-                out.append((hist[0], int(hist[1]), int(hist[2])))
-            return
-        for v in value.values():
-            _collect_keras_tensors(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _collect_keras_tensors(v, out)
+            return [value.get("config") or {}]
+        return [c for v in value.values() for c in _keras_tensor_configs(v)]
+    if isinstance(value, (list, tuple)):
+        return [c for v in value for c in _keras_tensor_configs(v)]
+    return []
+
+
+def _collect_keras_tensors(value: Any, out: list[TensorKey]) -> None:
+    for cfg in _keras_tensor_configs(value):
+        hist = cfg.get("keras_history")
+        if hist:
+            out.append((hist[0], int(hist[1]), int(hist[2])))
 
 
 def _tensor_name(key: TensorKey, by_name: dict, calls: dict) -> str:

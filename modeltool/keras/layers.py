@@ -183,16 +183,22 @@ def _norm_dims(cfg, s, default=-1) -> tuple:
     return tuple(s[a] for a in axes)
 
 
+def _affine(cfg: dict, dims: tuple) -> list[WeightSpec]:
+    """gamma (if `scale`) and beta (if `center`), the affine part of the normalization layers."""
+    w: list[WeightSpec] = []
+    for role, flag in (("gamma", "scale"), ("beta", "center")):
+        if cfg.get(flag, True):
+            w.append(WeightSpec(role, dims, k3=("", len(w))))
+    return w
+
+
 @register("BatchNormalization")
 def _batchnorm(cfg, shapes):
     s = _first(shapes)
     dims = _norm_dims(cfg, s)
     dims = (int(math.prod(dims)),) if len(dims) > 1 and None not in dims else dims
-    w, i = [], 0
-    for role, flag in (("gamma", "scale"), ("beta", "center")):
-        if cfg.get(flag, True):
-            w.append(WeightSpec(role, dims, k3=("", i)))
-            i += 1
+    w = _affine(cfg, dims)
+    i = len(w)
     w += [WeightSpec("moving_mean", dims, False, ("", i)), WeightSpec("moving_variance", dims, False, ("", i + 1))]
     return LayerInfo([s], w)
 
@@ -201,26 +207,15 @@ def _batchnorm(cfg, shapes):
 def _layernorm(cfg, shapes):
     s = _first(shapes)
     dims = _norm_dims(cfg, s)
-    w, i = [], 0
     if cfg.get("rms_scaling"):
         return LayerInfo([s], [WeightSpec("gamma", dims)])
-    for role, flag in (("gamma", "scale"), ("beta", "center")):
-        if cfg.get(flag, True):
-            w.append(WeightSpec(role, dims, k3=("", i)))
-            i += 1
-    return LayerInfo([s], w)
+    return LayerInfo([s], _affine(cfg, dims))
 
 
 @register("GroupNormalization")
 def _groupnorm(cfg, shapes):
     s = _first(shapes)
-    dims = (s[cfg.get("axis", -1)],)
-    w, i = [], 0
-    for role, flag in (("gamma", "scale"), ("beta", "center")):
-        if cfg.get(flag, True):
-            w.append(WeightSpec(role, dims, k3=("", i)))
-            i += 1
-    return LayerInfo([s], w)
+    return LayerInfo([s], _affine(cfg, (s[cfg.get("axis", -1)],)))
 
 
 @register("Normalization")
@@ -276,16 +271,23 @@ register("Convolution1D")(_conv(1))
 register("Convolution2D")(_conv(2))
 
 
+def _window(cfg: dict, shapes: list, rank: int) -> tuple:
+    """(input shape, channels_first, kernel size, output spatial dims, input channels) of a
+    strided, dilated window over `rank` spatial dims: what depthwise and separable convs share."""
+    s = _first(shapes)
+    cf = _channels_first(cfg)
+    k = _tuple(cfg["kernel_size"], rank)
+    st = _tuple(cfg.get("strides", 1), rank)
+    dil = _tuple(cfg.get("dilation_rate", 1), rank)
+    spatial, ch = _spatial(s, rank, cf)
+    out = [_conv_len(spatial[i], k[i], st[i], cfg.get("padding", "valid"), dil[i]) for i in range(rank)]
+    return s, cf, k, out, ch
+
+
 def _depthwise(rank: int):
     def fn(cfg, shapes):
-        s = _first(shapes)
-        cf = _channels_first(cfg)
-        k = _tuple(cfg["kernel_size"], rank)
-        st = _tuple(cfg.get("strides", 1), rank)
-        dil = _tuple(cfg.get("dilation_rate", 1), rank)
+        s, cf, k, out, ch = _window(cfg, shapes, rank)
         dm = cfg.get("depth_multiplier", 1)
-        spatial, ch = _spatial(s, rank, cf)
-        out = [_conv_len(spatial[i], k[i], st[i], cfg.get("padding", "valid"), dil[i]) for i in range(rank)]
         out_ch = None if ch is None else ch * dm
         w = [WeightSpec("kernel", (*k, ch, dm), k3=("", 0))]  # Keras 2 called it depthwise_kernel
         if cfg.get("use_bias", True):
@@ -297,15 +299,9 @@ def _depthwise(rank: int):
 
 def _separable(rank: int):
     def fn(cfg, shapes):
-        s = _first(shapes)
-        cf = _channels_first(cfg)
-        k = _tuple(cfg["kernel_size"], rank)
-        st = _tuple(cfg.get("strides", 1), rank)
-        dil = _tuple(cfg.get("dilation_rate", 1), rank)
+        s, cf, k, out, ch = _window(cfg, shapes, rank)
         dm = cfg.get("depth_multiplier", 1)
         filters = cfg["filters"]
-        spatial, ch = _spatial(s, rank, cf)
-        out = [_conv_len(spatial[i], k[i], st[i], cfg.get("padding", "valid"), dil[i]) for i in range(rank)]
         mid = None if ch is None else ch * dm
         w = [
             WeightSpec("depthwise_kernel", (*k, ch, dm), k3=("", 0)),
