@@ -136,7 +136,7 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
                     pending = True
                     break
                 in_shapes = [tensors[k] for k in call]
-                inbound = [_tensor_name(k, by_name, calls) for k in call]
+                inbound = [_tensor_name(k) for k in call]
                 if name not in nodes:
                     nodes[name] = _make_node(entry, [inbound], in_shapes, depth)
                     outs = nodes[name].output_shapes
@@ -388,7 +388,7 @@ def _collect_keras_tensors(value: Any, out: list[TensorKey]) -> None:
             out.append((hist[0], int(hist[1]), int(hist[2])))
 
 
-def _tensor_name(key: TensorKey, by_name: dict, calls: dict) -> str:
+def _tensor_name(key: TensorKey) -> str:
     """ "layer" for a single-output single-call producer, else "layer[call][:k]"-style names."""
     name, call, k = key
     text = name if call == 0 else f"{name}@{call}"

@@ -9,7 +9,6 @@ since many Keras 2 files still carry Keras 1 layers.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -210,7 +209,3 @@ def normalize_layer(layer: LayerConfig) -> LayerConfig:
     for fn in LAYER_PASSES:
         fn(layer)
     return layer
-
-
-def copy_config(cfg: Any) -> Any:
-    return copy.deepcopy(cfg)

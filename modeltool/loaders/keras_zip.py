@@ -122,16 +122,12 @@ def load(path: str, **options: Any) -> Model:
     def weights(graph: Graph | None) -> list[Weight]:
         if WEIGHTS_ENTRY not in names:
             return []
-        import h5py
-
         opener = _weights_opener(path)
         try:
             with opener() as f:
                 return k3_weights(opener, f, graph)
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise LoadError(f"{path}: {WEIGHTS_ENTRY} in the archive is unreadable ({exc})") from exc
-        finally:
-            del h5py
 
     extra = {"archive_entries": sorted(names)}
     return keras_model(path, Format.KERAS_V3, config, writer, training, weights, extra)

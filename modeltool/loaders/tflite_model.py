@@ -96,7 +96,8 @@ def _read(tflite: Any, path: str, buf: Any, size: int) -> Model:
                     if q:
                         w.role = "quantized constant"
                     weights.append(w)
-        const_names = {w.name for w in weights}
+        weight_by_name = {w.name: w for w in weights}
+        const_names = set(weight_by_name)
         nodes = []
         for oi in range(sg.OperatorsLength()):
             op = sg.Operators(oi)
@@ -117,9 +118,9 @@ def _read(tflite: Any, path: str, buf: Any, size: int) -> Model:
                 node.attrs["quantization"] = q
             nodes.append(node)
             for c in consts:
-                for w in weights:
-                    if w.name == c.name and w.layer is None:
-                        w.layer = name
+                w = weight_by_name[c.name]
+                if w.layer is None:
+                    w.layer = name
         inputs = [specs[i] for i in sg.InputsAsNumpy()] if sg.InputsLength() else []
         outputs = [specs[i] for i in sg.OutputsAsNumpy()] if sg.OutputsLength() else []
         graphs.append((Graph(nodes, inputs, outputs, "op", _text(sg.Name()) or f"subgraph_{s}"), specs))
