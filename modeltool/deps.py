@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from types import ModuleType
 
 from modeltool.errors import MissingDependencyError
@@ -35,6 +36,10 @@ def available(name: str) -> bool:
 
 def require(name: str, purpose: str = "") -> ModuleType:
     """Import `name` or raise a MissingDependencyError that says how to install it."""
+    if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+        # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a CLI's stderr.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         return importlib.import_module(name)
     except ImportError as exc:

@@ -267,6 +267,8 @@ class Model:
     weights: list[Weight] = field(default_factory=list)
     signatures: list[Signature] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the architecture config as stored (any Keras version); what a runnable model is rebuilt from
+    config: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def format(self) -> str:

@@ -29,6 +29,9 @@ KNOWN_WITHOUT_SHAPES = {
     "Lambda",
 }  # fmt: skip
 
+#: modules of Keras itself, whichever Keras wrote the file (not user code)
+KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
+
 TensorKey = tuple[str, int, int]  # (layer name, call index, output index)
 
 
@@ -74,8 +77,9 @@ def _sequential(model_cfg: dict, input_shapes: list | None, depth: int) -> Graph
         shape = _shape(build) if build is not None and not isinstance(build, dict) else None
     if shape is None and body and body[0].get("build_config"):
         shape = _shape(body[0]["build_config"].get("input_shape"))
-    if dtype is None and body:
-        dtype = body[0]["config"].get("dtype") if isinstance(body[0]["config"].get("dtype"), str) else None
+    if dtype is None and body:  # Keras 1 `input_dtype` is the input's dtype, not the layer's
+        first = body[0]["config"]
+        dtype = first.get("input_dtype") or (first.get("dtype") if isinstance(first.get("dtype"), str) else None)
     if in_name is None:
         in_name = f"{_layer_name(body[0])}_input" if body else "input"
     inputs = [TensorSpec(in_name, shape, dtype or "float32")]
@@ -112,7 +116,7 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
         tensors[key] = given or _shape(entry["config"].get("batch_shape"))
 
     calls = {name: _calls(e) for name, e in by_name.items()}
-    calls, output_keys = _skip_first_nodes(by_name, calls, output_keys)
+    calls, output_keys = skip_first_nodes(by_name, calls, output_keys)
     done: dict[str, list] = {name: [] for name in by_name}
     nodes: dict[str, Node] = {}
     pending = True
@@ -165,15 +169,18 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
     return Graph(ordered, inputs, outputs, "layer", cfg.get("name"))
 
 
-def _skip_first_nodes(by_name: dict, calls: dict, output_keys: list) -> tuple[dict, list]:
+def skip_first_nodes(by_name: dict, calls: dict, output_keys: list, report: bool = False) -> tuple:
     """Nested models built on their own Input own a node 0 that configs leave out (Keras's
-    `_should_skip_first_node`), so references to their calls are one higher than the list index."""
+    `_should_skip_first_node`), so references to their calls are one higher than the list index.
+    Returns the fixed (calls, output_keys), or with `report` (calls, {layer: shift})."""
     refs = [k for cs in calls.values() for c in cs for k in c] + list(output_keys)
     offset = {
         name: 1
         for name, entry in by_name.items()
         if is_model_class(entry["class_name"]) and any(r[0] == name and r[1] >= len(calls[name]) for r in refs)
     }
+    if report:
+        return calls, offset
     if not offset:
         return calls, output_keys
 
@@ -269,7 +276,7 @@ def _flags(entry: dict) -> list[str]:
     registered = entry.get("registered_name")
     builtin = cls in L.REGISTRY or cls in KNOWN_WITHOUT_SHAPES or is_model_class(cls) or cls == "InputLayer"
     if (
-        (module and not str(module).startswith("keras"))
+        (module and not str(module).startswith(KERAS_MODULES))
         or (registered and ">" in str(registered))
         or (not builtin and cls != "Lambda")
     ):

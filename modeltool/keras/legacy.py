@@ -46,7 +46,6 @@ ARG_RENAMES = {
     "dropout_U": "recurrent_dropout",
     "inner_activation": "recurrent_activation",
     "atrous_rate": "dilation_rate",
-    "input_dtype": "dtype",
     "beta_init": "beta_initializer",
     "gamma_init": "gamma_initializer",
 }
@@ -180,6 +179,13 @@ def pass_gru_reset_after(layer: LayerConfig) -> None:
         layer["config"]["reset_after"] = False
 
 
+def pass_batchnorm_axis(layer: LayerConfig) -> None:
+    """tf.keras 2 writes `BatchNormalization(axis=[3])`; Keras 3 takes one int."""
+    cfg = layer["config"]
+    if layer["class_name"] == "BatchNormalization" and isinstance(cfg.get("axis"), list) and len(cfg["axis"]) == 1:
+        cfg["axis"] = int(cfg["axis"][0])
+
+
 def pass_wrapped_layers(layer: LayerConfig) -> None:
     """Wrappers (Bidirectional, TimeDistributed) hold layer configs: normalize those too."""
     cfg = layer["config"]
@@ -197,6 +203,7 @@ LAYER_PASSES: list[Callable[[LayerConfig], None]] = [
     pass_keras1_args,
     pass_batch_shape,
     pass_gru_reset_after,
+    pass_batchnorm_axis,
     pass_wrapped_layers,
 ]
 

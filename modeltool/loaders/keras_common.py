@@ -39,7 +39,7 @@ def keras_model(
         training=training,
         extra=extra or {},
     )
-    return Model(path, meta, graph, weights, [], warnings)
+    return Model(path, meta, graph, weights, [], warnings, config=model_cfg)
 
 
 def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> Graph:

@@ -1,0 +1,360 @@
+"""A runnable Keras 3 model rebuilt from the IR: the start of every conversion of a Keras source.
+
+Keras 3 refuses many files that older Keras wrote (list-style Sequential configs, Keras 1 argument
+names, CuDNN layers, Keras 1 weight layouts). modeltool does not hand the file to Keras: it hands
+Keras a config it has normalized (`legacy.normalize_layer` plus the structural rewrites below) and
+then sets every layer's weights itself from the IR, converting legacy layouts on the way
+(`legacy_arrays`). Code from the file is never run: Lambda layers need `unsafe=True`, custom
+classes must come from the user's own module.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from modeltool.deps import require
+from modeltool.errors import LoadError, UnsafeContentError, UnsupportedError, UsageError
+from modeltool.ir import Model, Weight
+from modeltool.keras.graph import _calls as _graph_calls
+from modeltool.keras.graph import _triples as _graph_triples
+from modeltool.keras.graph import is_model_class, skip_first_nodes
+from modeltool.keras.legacy import normalize_layer
+from modeltool.keras.legacy_arrays import convert_layer_arrays
+
+RNN_CLASSES = {"LSTM", "GRU", "SimpleRNN"}
+CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+#: arguments every Keras 3 layer takes besides those of its own __init__
+BASE_LAYER_ARGS = {"name", "trainable", "dtype", "autocast", "input_dim", "input_shape", "batch_size"}
+
+
+# ---------------------------------------------------------------- config: any Keras -> Keras 3
+
+
+def keras3_config(model_cfg: dict[str, Any], *, unroll_rnn: bool = False, input_shapes: list | None = None) -> dict:
+    """A deep copy of a model config that Keras 3 can deserialize.
+
+    `unroll_rnn` unrolls every recurrent layer (a static loop TFLite converts to builtin ops);
+    `input_shapes` replaces the batch shapes of the model inputs (None dims stay dynamic)."""
+    cfg = copy.deepcopy(model_cfg)
+    cfg.pop("keras_version", None)
+    cfg.pop("backend", None)
+    _model(cfg, unroll_rnn)
+    if input_shapes:
+        _set_input_shapes(cfg, input_shapes)
+    return cfg
+
+
+def _model(entry: dict, unroll_rnn: bool) -> None:
+    entry["class_name"] = "Functional" if entry.get("class_name") == "Model" else entry.get("class_name")
+    entry.pop("module", None)  # resolved through MODEL_CLASSES below, whoever wrote the file
+    entry.pop("registered_name", None)
+    cfg = entry.get("config")
+    if entry["class_name"] == "Sequential" or isinstance(cfg, list):
+        entry["class_name"] = "Sequential"
+        layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
+        name = None if isinstance(cfg, list) else cfg.get("name")
+        entry["config"] = cfg = {"name": name or "sequential", "layers": layers}
+    for i, layer in enumerate(cfg.get("layers", [])):
+        cfg["layers"][i] = _layer(layer, unroll_rnn)
+    if entry["class_name"] == "Sequential":
+        _sequential_input(cfg)
+    for layer in cfg.get("layers", [])[1 if entry["class_name"] == "Sequential" else 0 :]:
+        if layer["class_name"] != "InputLayer":
+            layer["config"].pop("batch_shape", None)  # only InputLayer takes it in Keras 3
+    if entry["class_name"] != "Sequential":
+        _shift_nested_node_indices(cfg)
+
+
+def _shift_nested_node_indices(cfg: dict) -> None:
+    """Keras 2 counts a nested model's own construction as its node 0 and configs refer to its
+    calls from 1 on; Keras 3 counts from 0. Shift those references (see graph.skip_first_nodes)."""
+    by_name = {lc.get("name") or lc["config"].get("name"): lc for lc in cfg.get("layers", [])}
+    calls = {n: _graph_calls(lc) for n, lc in by_name.items()}
+    _, shifts = skip_first_nodes(by_name, calls, _graph_triples(cfg.get("output_layers")), report=True)
+    if not shifts:
+        return
+    for lc in cfg["layers"]:
+        for node in lc.get("inbound_nodes") or []:
+            if isinstance(node, list):
+                for item in node:
+                    if isinstance(item, list) and len(item) >= 3 and item[0] in shifts:
+                        item[1] = int(item[1]) - shifts[item[0]]
+    for key in ("output_layers", "input_layers"):
+        _shift_triples(cfg.get(key), shifts)
+
+
+def _shift_triples(value: Any, shifts: dict[str, int]) -> None:
+    if isinstance(value, list):
+        if len(value) >= 3 and isinstance(value[0], str):
+            if value[0] in shifts:
+                value[1] = int(value[1]) - shifts[value[0]]
+            return
+        for v in value:
+            _shift_triples(v, shifts)
+
+
+def _layer(layer: dict, unroll_rnn: bool) -> dict:
+    layer = normalize_layer(layer)
+    cls = layer["class_name"]
+    if cls in CUDNN_CLASSES:  # GPU-only layers of Keras 2: the same maths as the portable layer
+        layer["class_name"] = CUDNN_CLASSES[cls]
+        layer["config"].update(activation="tanh", recurrent_activation="sigmoid", unroll=False)
+        if cls == "CuDNNGRU":
+            layer["config"]["reset_after"] = True
+    if is_model_class(layer["class_name"]) and isinstance(layer.get("config"), (dict, list)):
+        _model(layer, unroll_rnn)
+    for key in ("layer", "backward_layer"):
+        inner = layer["config"].get(key)
+        if isinstance(inner, dict) and "class_name" in inner:
+            layer["config"][key] = _layer(inner, unroll_rnn)
+    if layer["class_name"] == "Lambda":
+        _legacy_lambda(layer["config"])
+    if unroll_rnn and layer["class_name"] in RNN_CLASSES:
+        layer["config"]["unroll"] = True
+    return layer
+
+
+def _legacy_lambda(cfg: dict) -> None:
+    """Keras 2 Lambda configs (`function` = [bytecode, defaults, closure], `function_type`) in the
+    Keras 3 spelling. Only reached with --unsafe: deserializing it runs the bytecode."""
+    for key in ("function", "output_shape"):
+        kind = cfg.pop(f"{key}_type" if key == "function" else "output_shape_type", None)
+        value = cfg.get(key)
+        if kind == "lambda" and isinstance(value, (list, tuple)) and value:
+            code, defaults, closure = (list(value) + [None, None])[:3]
+            cfg[key] = {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
+    cfg.pop("module", None)
+    cfg.pop("output_shape_module", None)
+
+
+def _sequential_input(cfg: dict) -> None:
+    """Keras 3 Sequential wants an explicit InputLayer; older configs put the shape on layer 0."""
+    layers = cfg["layers"]
+    if not layers or layers[0]["class_name"] == "InputLayer":
+        return
+    first = layers[0]["config"]
+    shape = first.pop("batch_shape", None)
+    if shape is None:
+        return
+    dtype = first.pop("input_dtype", None) or (first.get("dtype") if isinstance(first.get("dtype"), str) else "float32")
+    if layers[0]["class_name"] == "Embedding" and dtype.startswith("float"):
+        dtype = "int32"
+    name = f"{first.get('name', 'input')}_input"
+    layers.insert(0, {"class_name": "InputLayer", "config": {"batch_shape": shape, "dtype": dtype, "name": name}})
+
+
+def _set_input_shapes(cfg: dict, shapes: list) -> None:
+    inputs = [lc for lc in cfg["config"]["layers"] if lc["class_name"] == "InputLayer"]
+    for lc, shape in zip(inputs, shapes):
+        if shape is not None:
+            lc["config"]["batch_shape"] = list(shape)
+
+
+# ---------------------------------------------------------------- safety
+
+
+def check_safe(model: Model, *, unsafe: bool, custom_objects: dict[str, Any]) -> list[str]:
+    """Refuse (exit 2) a model whose layers hold code, unless the user allowed it. Returns warnings."""
+    warnings = []
+    if model.graph is None:
+        raise UnsupportedError(f"{model.path}: no architecture in this file; give one (JSON/YAML/H5/.keras)")
+    for path, node in model.graph.walk():
+        if "lambda" in node.flags:
+            if not unsafe:
+                raise UnsafeContentError(
+                    f"{model.path}: layer {path!r} is a Lambda layer holding Python code; running it needs --unsafe "
+                    "(only for files you trust)"
+                )
+            warnings.append(f"layer {path!r}: running the Lambda's Python code from the file (--unsafe)")
+        elif "custom" in node.flags and not _custom_known(node.op, node.config, custom_objects):
+            raise UnsupportedError(
+                f"{model.path}: layer {path!r} is of custom class {node.op!r}; pass --custom-objects module.py "
+                "defining it (code from the model file is never run)"
+            )
+    return warnings
+
+
+def _custom_known(cls: str, cfg: dict, custom_objects: dict[str, Any]) -> bool:
+    if cls in custom_objects or cls.split(">")[-1] in custom_objects:
+        return True
+    for key in ("layer", "backward_layer"):
+        inner = cfg.get(key) if isinstance(cfg, dict) else None
+        if isinstance(inner, dict) and inner.get("class_name") in custom_objects:
+            return True
+    return any(name.split(">")[-1] == cls for name in custom_objects)
+
+
+def load_custom_objects(path: str | os.PathLike | None) -> dict[str, Any]:
+    """Every class and function a user's module defines, keyed by name (and `package>Name`)."""
+    if path is None:
+        return {}
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UsageError(f"{path}: --custom-objects module not found")
+    spec = importlib.util.spec_from_file_location(f"modeltool_custom_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path}: not an importable Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's own code: report, don't crash
+        raise UsageError(f"{path}: importing the custom-objects module failed ({type(exc).__name__}: {exc})") from exc
+    return _module_objects(module)
+
+
+def _module_objects(module: ModuleType) -> dict[str, Any]:
+    objects: dict[str, Any] = {}
+    explicit = getattr(module, "CUSTOM_OBJECTS", None)
+    if isinstance(explicit, dict):
+        objects.update(explicit)
+    for name, value in vars(module).items():
+        if name.startswith("_") or not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue
+        if getattr(value, "__module__", None) != module.__name__:
+            continue
+        objects.setdefault(name, value)
+    return objects
+
+
+# ---------------------------------------------------------------- build
+
+
+def build(
+    model: Model,
+    *,
+    custom_objects: dict[str, Any] | None = None,
+    unsafe: bool = False,
+    unroll_rnn: bool = False,
+    input_shapes: list | None = None,
+) -> Any:
+    """A Keras 3 model with the IR's architecture and weights, ready to run in inference mode."""
+    custom_objects = dict(custom_objects or {})
+    check_safe(model, unsafe=unsafe, custom_objects=custom_objects)
+    if model.config is None:
+        raise UnsupportedError(f"{model.path}: {model.format} holds no architecture to rebuild a model from")
+    keras = require("keras", "rebuilding the model to convert or run it")
+    require("tensorflow", "rebuilding the model to convert or run it")
+    cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
+    _fit_to_keras3(cfg, keras, custom_objects)
+    custom_objects.update(_registered_aliases(cfg, custom_objects))
+    custom_objects.setdefault("Functional", keras.Model)  # Model.from_config builds functional configs
+    custom_objects.setdefault("Sequential", keras.Sequential)
+    try:
+        native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
+    except Exception as exc:  # noqa: BLE001 - Keras/TF raise anything from a bad config; report it as such
+        hint = ""
+        if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]
+            hint = "; Lambda bytecode only loads on the Python version that wrote it"
+        raise LoadError(f"{model.path}: Keras 3 cannot rebuild this architecture ({_short(exc)}{hint})") from exc
+    if not model.weights:
+        raise UnsupportedError(
+            f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
+        )
+    set_weights(native, model.weights, model.path)
+    return native
+
+
+def _registered_aliases(value: Any, custom_objects: dict[str, Any]) -> dict[str, Any]:
+    """`package>Name` keys for the user's classes, as the config refers to them."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for reg in (value.get("registered_name"), value.get("class_name")):
+            if isinstance(reg, str) and ">" in reg and reg not in custom_objects:
+                short = reg.split(">")[-1]
+                if short in custom_objects:
+                    out[reg] = custom_objects[short]
+        for v in value.values():
+            out.update(_registered_aliases(v, custom_objects))
+    elif isinstance(value, list):
+        for v in value:
+            out.update(_registered_aliases(v, custom_objects))
+    return out
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text.rsplit("Exception encountered:", 1)[-1].strip()
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _fit_to_keras3(cfg: dict, keras: Any, custom_objects: dict) -> None:
+    """Remove arguments a Keras 3 layer class does not take (Keras 1/2 leftovers), layer by layer,
+    and name the module of built-in layers that wrappers hold (Keras 3 needs it to find them)."""
+    for layer in _all_layers(cfg):
+        cls = getattr(keras.layers, layer["class_name"], None)
+        if cls is not None and not layer.get("module"):
+            layer["module"], layer["registered_name"] = "keras.layers", None  # wrapped layers need it
+        if cls is None or not inspect.isclass(cls) or layer["class_name"] in ("InputLayer",):
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind == p.VAR_KEYWORD for p in params.values()) and layer["class_name"] in ("Lambda",):
+            continue
+        allowed = set(params) | BASE_LAYER_ARGS
+        for key in list(layer["config"]):
+            if key not in allowed:
+                layer["config"].pop(key)
+
+
+def _all_layers(cfg: dict) -> Iterator[dict]:
+    inner = cfg.get("config")
+    if not isinstance(inner, dict):
+        return
+    for layer in inner.get("layers", []):
+        if is_model_class(layer["class_name"]):
+            yield from _all_layers(layer)
+            continue
+        yield layer
+        for key in ("layer", "backward_layer"):
+            sub = layer["config"].get(key)
+            if isinstance(sub, dict) and "class_name" in sub:
+                yield sub
+
+
+# ---------------------------------------------------------------- weights
+
+
+def leaf_layers(native: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, layer) of every layer holding weights, nested models walked ("outer/inner/dense")."""
+    for layer in getattr(native, "layers", []):
+        path = f"{prefix}{layer.name}"
+        if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Sequential", "Model"):
+            yield from leaf_layers(layer, path + "/")
+        elif layer.weights:
+            yield path, layer
+
+
+def set_weights(native: Any, weights: list[Weight], source: str) -> None:
+    """Assign the IR's weights to the Keras model, layer by layer, legacy layouts converted."""
+    by_layer: dict[str, list[Weight]] = {}
+    for w in weights:
+        by_layer.setdefault(w.layer or "", []).append(w)
+    used: set[str] = set()
+    for path, layer in leaf_layers(native):
+        stored = by_layer.get(path)
+        if stored is None:
+            stored = by_layer.get(path.split("/")[-1])
+        if stored is None:
+            raise LoadError(f"{source}: no stored weights for layer {path!r}")
+        used.add(path)
+        arrays = [w.value() for w in stored]
+        expected = [tuple(v.shape) for v in layer.weights]
+        arrays = convert_layer_arrays(layer, arrays, expected, path, source)
+        layer.set_weights(arrays)
+    leftover = [p for p in by_layer if p and p not in used and p.split("/")[-1] not in {u.split("/")[-1] for u in used}]
+    if leftover:
+        raise LoadError(f"{source}: stored weights of {', '.join(leftover[:5])} match no layer of the architecture")
+
+
+def model_arrays(native: Any) -> dict[str, np.ndarray]:
+    """Every weight of a Keras model as numpy, keyed by its variable path (for tests and diffs)."""
+    return {v.path: np.asarray(v.numpy()) for v in native.weights}
