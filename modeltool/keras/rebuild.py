@@ -244,6 +244,8 @@ def build(
         raise UnsupportedError(f"{model.path}: {model.format} holds no architecture to rebuild a model from")
     keras = require("keras", "rebuilding the model to convert or run it")
     require("tensorflow", "rebuilding the model to convert or run it")
+    if _is_subclassed(model):
+        return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
     _fit_to_keras3(cfg, keras, custom_objects)
     custom_objects.update(_registered_aliases(cfg, custom_objects))
@@ -262,6 +264,22 @@ def build(
         )
     set_weights(native, model.weights, model.path)
     return native
+
+
+def _is_subclassed(model: Model) -> bool:
+    nodes = model.graph.nodes if model.graph is not None else []
+    return len(nodes) == 1 and "custom" in nodes[0].flags and nodes[0].subgraph is None and not model.graph.inputs
+
+
+def _native_subclassed(model: Model, keras: Any, custom_objects: dict[str, Any], unsafe: bool) -> Any:
+    """A subclassed model's layers exist only in the user's class: Keras itself must build it,
+    from a `.keras` archive, with that class given (check_safe made sure it is)."""
+    if model.format != "keras_v3":
+        raise UnsupportedError(f"{model.path}: a subclassed model can only be rebuilt from a .keras archive")
+    try:
+        return keras.saving.load_model(model.path, custom_objects=custom_objects, compile=False, safe_mode=not unsafe)
+    except Exception as exc:  # noqa: BLE001 - the user's class raises what it likes
+        raise LoadError(f"{model.path}: Keras cannot rebuild the subclassed model ({_short(exc)})") from exc
 
 
 def _registered_aliases(value: Any, custom_objects: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,174 @@
+"""Passes over a tf2onnx result, in the order `run_all` applies them; each does one thing.
+
+1. attach_initializers: the constants kept out of tf2onnx become initializers again.
+2. fold_transposes: `Transpose(initializer)` (tf2onnx's NHWC->NCHW kernel layout) is precomputed.
+3. fix_grouped_convs: TF's grouped convolution (Keras 3 `Conv2D(groups>1)`, ConvNeXt) has no
+   `group` attribute; tf2onnx writes a plain Conv that no runtime accepts. Set `group` from the
+   input channels (shape inference on a weightless copy) and the kernel's channels.
+4. rename_boundary: graph inputs/outputs get the source model's names.
+5. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modeltool.deps import require
+
+KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
+
+
+def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> list[str]:
+    """Apply every pass; returns a line per fix applied (for the report)."""
+    fixes = []
+    n = attach_initializers(proto, detached)
+    if n:
+        fixes.append(f"attached {n} large constants as initializers")
+    n = fold_transposes(proto)
+    if n:
+        fixes.append(f"folded {n} weight transposes")
+    n = fix_grouped_convs(proto)
+    if n:
+        fixes.append(f"set group on {n} grouped convolutions")
+    rename_boundary(proto, inputs, outputs)
+    name_dynamic_dims(proto)
+    return fixes
+
+
+def attach_initializers(proto: Any, detached: dict[str, Any]) -> int:
+    tf = require("tensorflow")
+    numpy_helper = require("onnx.numpy_helper")
+    graph = proto.graph
+    keep = [i for i in graph.input if i.name not in detached]
+    found = [i.name for i in graph.input if i.name in detached]
+    del graph.input[:]
+    graph.input.extend(keep)
+    for name in found:
+        array = tf.make_ndarray(detached.pop(name))
+        graph.initializer.append(numpy_helper.from_array(array, name))
+        del array
+    return len(found)
+
+
+def _consumers(graph: Any) -> dict[str, int]:
+    count: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            count[name] = count.get(name, 0) + 1
+    for out in graph.output:
+        count[out.name] = count.get(out.name, 0) + 1
+    return count
+
+
+def fold_transposes(proto: Any) -> int:
+    numpy_helper = require("onnx.numpy_helper")
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses = _consumers(graph)
+    folded = 0
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or node.input[0] not in inits or uses.get(node.input[0]) != 1:
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        src = inits.pop(node.input[0])
+        array = numpy_helper.to_array(src)
+        array = np.ascontiguousarray(np.transpose(array, perm) if perm else array.T)
+        graph.initializer.remove(src)
+        new = numpy_helper.from_array(array, node.output[0])
+        graph.initializer.append(new)
+        inits[new.name] = new
+        graph.node.remove(node)
+        folded += 1
+    return folded
+
+
+def _input_channels(proto: Any) -> dict[str, int]:
+    """Channel count (dim 1) of every tensor, from shape inference on a copy without weight data."""
+    onnx = require("onnx")
+    light = onnx.ModelProto()  # built field by field: never copy the weights
+    light.ir_version = proto.ir_version
+    light.opset_import.extend(proto.opset_import)
+    graph = light.graph
+    graph.node.extend(proto.graph.node)
+    graph.input.extend(proto.graph.input)
+    graph.output.extend(proto.graph.output)
+    for t in proto.graph.initializer:
+        graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    inferred = onnx.shape_inference.infer_shapes(light)
+    channels = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) >= 2 and dims[1].HasField("dim_value"):
+            channels[vi.name] = dims[1].dim_value
+    return channels
+
+
+def fix_grouped_convs(proto: Any) -> int:
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in inits]
+    if not convs:
+        return 0
+    channels = _input_channels(proto)
+    fixed = 0
+    for node in convs:
+        weight_in = inits[node.input[1]].dims[1]
+        c_in = channels.get(node.input[0])
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if c_in is None or weight_in == 0 or c_in == weight_in * group or c_in % weight_in:
+            continue
+        for a in list(node.attribute):
+            if a.name == "group":
+                node.attribute.remove(a)
+        onnx = require("onnx")
+        node.attribute.append(onnx.helper.make_attribute("group", c_in // weight_in))
+        fixed += 1
+    return fixed
+
+
+def rename_boundary(proto: Any, inputs: dict[str, str], outputs: dict[str, str]) -> None:
+    """Graph input/output names -> the source model's names, everywhere they are used."""
+    graph = proto.graph
+    mapping = {}
+    for vi in graph.input:
+        if vi.name in inputs:
+            mapping[vi.name] = inputs[vi.name]
+    for vi in graph.output:
+        if vi.name in outputs:
+            mapping[vi.name] = outputs[vi.name]
+    mapping = {k: v for k, v in mapping.items() if k != v}
+    if not mapping:
+        return
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        vi.name = mapping.get(vi.name, vi.name)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in mapping:
+                node.input[i] = mapping[name]
+        for i, name in enumerate(node.output):
+            if name in mapping:
+                node.output[i] = mapping[name]
+
+
+def name_dynamic_dims(proto: Any) -> None:
+    """Unnamed or `unk__N` dynamic dims: `batch` for dim 0, `<tensor>_dim<i>` for the others."""
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        for i, dim in enumerate(vi.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            if not dim.dim_param or dim.dim_param.startswith("unk__"):
+                dim.dim_param = "batch" if i == 0 else f"{vi.name}_dim{i}"
+
+
+def unknown_ops(model: Any) -> list[str]:
+    """Ops no ONNX schema defines (tf2onnx leaves TF ops it cannot convert in the graph)."""
+    onnx = require("onnx")
+    bad = set()
+    for node in model.graph.node:
+        if node.domain not in KNOWN_DOMAINS:
+            bad.add(f"{node.domain}.{node.op_type}")
+        elif node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type):
+            bad.add(node.op_type)
+    return sorted(bad)

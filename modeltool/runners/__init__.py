@@ -1,0 +1,51 @@
+"""Runners: one module per backend, chosen here by the format of the file to run.
+
+`open_runner(path)` returns an un-entered runner; use it as a context manager. Keras files of every
+version are rebuilt as Keras 3 models (never loaded by handing the file to Keras)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from modeltool.errors import UnsupportedError
+from modeltool.formats import Format, describe, detect
+from modeltool.runners.base import Feed, Runner
+
+KERAS_FORMATS = {Format.KERAS_H5, Format.KERAS_V3, Format.KERAS_JSON, Format.KERAS_YAML}
+
+__all__ = ["Feed", "Runner", "open_runner"]
+
+
+def open_runner(
+    path: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    signature: str | None = None,
+    custom_objects: dict[str, Any] | None = None,
+    unsafe: bool = False,
+    weights_from: str | None = None,
+) -> Runner:
+    """A runner for any runnable model file (Keras, ONNX, TFLite, SavedModel)."""
+    path = os.fspath(path)
+    fmt = detect(path)
+    if fmt in KERAS_FORMATS:
+        from modeltool.keras.rebuild import build
+        from modeltool.loaders import load
+        from modeltool.runners.keras import KerasRunner
+
+        ir = load(path, **({"weights_from": weights_from} if weights_from else {}))
+        return KerasRunner(build(ir, custom_objects=custom_objects, unsafe=unsafe), ir)
+    if fmt == Format.ONNX:
+        from modeltool.runners.onnxruntime import OnnxRunner
+
+        return OnnxRunner(path, device)
+    if fmt == Format.TFLITE:
+        from modeltool.runners.tflite import TFLiteRunner
+
+        return TFLiteRunner(path)
+    if fmt == Format.SAVEDMODEL:
+        from modeltool.runners.savedmodel import SavedModelRunner
+
+        return SavedModelRunner(path, signature)
+    raise UnsupportedError(f"{path}: {describe(fmt)} is not runnable (it holds no complete model to execute)")

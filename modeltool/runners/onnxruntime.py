@@ -1,0 +1,71 @@
+"""ONNX models in onnxruntime, on CPU or CUDA (`device`: cpu, cuda, auto)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modeltool.deps import require
+from modeltool.errors import LoadError, MissingDependencyError
+from modeltool.ir import TensorSpec
+from modeltool.runners.base import Feed, Runner, dims
+
+ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool", "tensor(int16)": "int16", "tensor(string)": "object",
+}  # fmt: skip
+
+
+def providers_for(device: str) -> list[str]:
+    """The execution providers to ask for; `cuda` without a CUDA-enabled onnxruntime is an error."""
+    ort = require("onnxruntime", "running ONNX models")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda":
+        if not has_cuda:
+            raise MissingDependencyError(
+                "--device cuda: this onnxruntime has no CUDAExecutionProvider "
+                f"(available: {', '.join(available)}); run: pip install 'modeltool[gpu]'"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return (["CUDAExecutionProvider"] if has_cuda else []) + ["CPUExecutionProvider"]
+
+
+class OnnxRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str, device: str = "cpu") -> None:
+        super().__init__(path)
+        self.path, self.device = path, device
+        self.session = None
+
+    def _activate(self) -> None:
+        ort = require("onnxruntime", "running ONNX models")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.path, options, providers=providers_for(self.device))
+        except MissingDependencyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise LoadError(f"{self.path}: onnxruntime cannot load the model ({' '.join(str(exc).split())[:300]})") from exc
+        self.provider = self.session.get_providers()[0]
+        if self.device == "cuda" and self.provider != "CUDAExecutionProvider":
+            raise MissingDependencyError(f"--device cuda: onnxruntime fell back to {self.provider} (CUDA unusable)")
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec(i.name, dims(i.shape), ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()]
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
+    def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        dtypes = {s.name: s.dtype for s in self.input_specs()}
+        cast = {k: np.asarray(v).astype(dtypes.get(k, v.dtype), copy=False) for k, v in feed.items()}
+        values = self.session.run(None, cast)
+        return dict(zip(self.output_names(), values))
