@@ -62,7 +62,7 @@ class Runner:
             raise
         except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the model
             raise LoadError(f"{self.label}: running the model failed ({type(exc).__name__}: {_line(exc)})") from exc
-        return {k: np.asarray(v) for k, v in out.items()}
+        return {k: np.array(v) for k, v in out.items()}  # a copy: interpreters reuse their buffers
 
 
 def _line(exc: BaseException) -> str:
@@ -73,4 +73,4 @@ def dims(shape: Any) -> tuple | None:
     """A backend's shape (ints, None, -1, strings for symbolic dims) as a modeltool shape."""
     if shape is None:
         return None
-    return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape)
+    return tuple(int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in shape)

@@ -1,0 +1,117 @@
+"""TFLite through TensorFlow's converter: float32, or quantized (float16, dynamic range, int8).
+
+The result must run in the stock LiteRT interpreter, so only builtin ops are allowed unless the
+user passes --allow-flex. Keras 3 recurrent layers compile to a while-loop over TensorLists, which
+the converter can only express with Select TF (Flex) ops; modeltool rebuilds such models with
+`unroll=True` (see `convert.py`), a static loop made of builtin ops, which needs a known number of
+timesteps (from the model or --input-shape).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from modeltool.deps import require
+from modeltool.errors import UnsupportedError, UsageError
+from modeltool.exporters import savedmodel
+from modeltool.exporters.serving import ExportOptions, input_specs
+from modeltool.ir import Model
+
+QUANTIZE_MODES = ("float16", "dynamic", "int8")
+CALIBRATION_SAMPLES = 32
+
+
+def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    """Write `native` as a .tflite file; returns details (quantization, ops, Flex use)."""
+    tf = require("tensorflow", "converting to TFLite")
+    with tempfile.TemporaryDirectory(prefix="modeltool-tflite-") as tmp:
+        # via a SavedModel: the converter then freezes the variables and keeps the named signature
+        # (from_concrete_functions keeps READ_VARIABLE ops whose values never arrive)
+        savedmodel.write(native, ir, tmp, options)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        return _convert(tf, converter, native, ir, path, options)
+
+
+def _convert(tf: Any, converter: Any, native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if options.allow_flex:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    calibration = _quantize(tf, converter, native, ir, options)
+    try:
+        data = converter.convert()
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with MLIR dumps
+        raise UnsupportedError(_converter_message(exc, options)) from exc
+    with open(path, "wb") as f:
+        f.write(data)
+    from modeltool.loaders.tflite_model import load as load_tflite
+
+    meta = load_tflite(path).metadata.extra
+    flex = meta.get("flex_ops") or []
+    if flex:
+        options.warnings.append(
+            f"the model uses Select TF (Flex) ops {', '.join(flex)}: it needs the Flex delegate, not in the stock "
+            "LiteRT interpreter (--allow-flex)"
+        )
+    return {"quantize": options.quantize or "none", "calibration": calibration, "flex_ops": flex, "bytes": len(data)}
+
+
+def _quantize(tf: Any, converter: Any, native: Any, ir: Model | None, options: ExportOptions) -> str | None:
+    mode = options.quantize
+    if mode is None or mode == "none":
+        return None
+    if mode not in QUANTIZE_MODES:
+        raise UsageError(f"--quantize {mode}: choose from {', '.join(QUANTIZE_MODES)}")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+        return None
+    if mode == "dynamic":
+        return None
+    samples, source = calibration_samples(native, ir, options)
+    converter.representative_dataset = lambda: iter(samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
+        [tf.lite.OpsSet.SELECT_TF_OPS] if options.allow_flex else []
+    )
+    return source
+
+
+def calibration_samples(native: Any, ir: Model | None, options: ExportOptions) -> tuple[list[list[np.ndarray]], str]:
+    """Representative inputs for int8: the user's --calibration .npz, else seeded random data."""
+    from modeltool.verify import npz_feed, random_feed
+
+    specs = input_specs(native, ir, options.input_shapes)
+    if options.calibration:
+        feed = npz_feed(options.calibration, specs)
+        n = min(len(v) for v in feed.values())
+        samples = [[feed[s.name][i : i + 1].astype(s.dtype) for s in specs] for i in range(n)]
+        return samples, f"{os.path.basename(options.calibration)} ({n} samples)"
+    options.warnings.append(
+        "WARNING: int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
+        "reflect real data and accuracy on real inputs may be poor"
+    )
+    samples = []
+    for i in range(CALIBRATION_SAMPLES):
+        feed = random_feed(specs, ir=ir, seed=options.seed + i, batch=1)
+        samples.append([feed[s.name] for s in specs])
+    return samples, f"random ({CALIBRATION_SAMPLES} samples)"
+
+
+def _converter_message(exc: BaseException, options: ExportOptions) -> str:
+    text = " ".join(str(exc).split())
+    ops = sorted(set(_flex_ops(text)))
+    if ops or "select tf" in text.lower() or "flex" in text.lower():
+        hint = "rerun with --allow-flex to accept Select TF ops" if not options.allow_flex else ""
+        return f"the TFLite converter needs Select TF (Flex) ops {', '.join(ops) or ''}; {hint}".strip("; ")
+    return f"the TFLite converter failed ({type(exc).__name__}: {text[:300]})"
+
+
+def _flex_ops(text: str) -> Iterator[str]:
+    import re
+
+    for m in re.finditer(r"'tf\.(\w+)'", text):
+        yield m.group(1)
