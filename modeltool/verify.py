@@ -307,3 +307,33 @@ def _noise_floor(ref: Runner, feed: Feed, ref_out: dict[str, np.ndarray]) -> dic
         fin = np.isfinite(a) & np.isfinite(b)
         out[k] = float(np.abs(a - b)[fin].max()) if fin.any() else 0.0
     return out
+
+
+def verify_files(
+    reference: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    tolerance: Tolerance | None = None,
+    input_data: str | None = None,
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    shapes: dict[str, tuple] | None = None,
+    device: str = "cpu",
+    custom_objects: dict[str, Any] | None = None,
+    unsafe: bool = False,
+    signature: str | None = None,
+) -> VerifyReport:
+    """Compare any two runnable model files (`modeltool verify A B`)."""
+    from modeltool.runners import open_runner
+
+    ref_runner = open_runner(reference, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe)
+    tgt_runner = open_runner(target, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe)
+    ir = getattr(ref_runner, "ir", None) or getattr(tgt_runner, "ir", None)
+    with ref_runner as ref, tgt_runner as tgt:
+        specs = ref.input_specs()
+        if input_data:
+            feed, source = npz_feed(input_data, specs), os.path.basename(os.fspath(input_data))
+        else:
+            feed = random_feed(specs, others=tgt.input_specs(), ir=ir, seed=seed, batch=batch, shapes=shapes)
+            source = f"random, seed {seed}"
+        return compare(ref, tgt, feed, tolerance or TOLERANCES["float32"], input_source=source)

@@ -1,0 +1,32 @@
+"""Options shared by `convert` and `verify`, declared once so both spell them the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def comparison_options(f: F) -> F:
+    """--atol/--rtol/--input/--seed/--batch/--device/--input-shape/--custom-objects/--unsafe/--json."""
+    for decorator in reversed([
+        click.option("--atol", type=float, default=None, help="Absolute tolerance (default 1e-4; looser when quantized)."),
+        click.option("--rtol", type=float, default=None, help="Relative tolerance (default 1e-3; looser when quantized)."),
+        click.option("--input", "input_data", type=click.Path(path_type=str), default=None,
+                     help="Inputs as .npz (arrays keyed by input name, or arr_0.. by position)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs."),
+        click.option("--batch", type=int, default=2, show_default=True, help="Batch size of the random inputs."),
+        click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+                     help="onnxruntime device: cuda needs the 'gpu' extra; auto uses CUDA when present."),
+        click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME:D1,D2,..",
+                     help="Fix an input's shape (repeatable), e.g. input_1:1,224,224,3; ? keeps a dim dynamic."),
+        click.option("--custom-objects", type=click.Path(path_type=str), default=None,
+                     help="Your Python module defining the model's custom layers."),
+        click.option("--unsafe", is_flag=True, help="Allow running Python code stored in the model (Lambda layers)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the whole result as one JSON object."),
+    ]):  # fmt: skip
+        f = decorator(f)
+    return f
