@@ -153,6 +153,11 @@ def convert(
     with _step(report, "load", progress):
         ir = load(src, **({"weights_from": options.weights_from} if options.weights_from else {}))
     report.source_format, report.size_before = ir.format, ir.metadata.file_size
+    if ir.format in (Format.KERAS_H5_WEIGHTS.value, Format.KERAS3_WEIGHTS.value):
+        raise UnsupportedError(
+            f"{src}: holds weights only, no architecture; convert the architecture (JSON/YAML with --weights-from "
+            f"{os.path.basename(src)}, or a full .h5/.keras model)"
+        )
     if ir.format not in KERAS_SOURCES:
         raise UnsupportedError(f"{src}: converting from {ir.metadata.format_description} is not supported (Keras sources only)")
     custom = load_custom_objects(options.custom_objects)
@@ -204,7 +209,7 @@ def _unrolled(build: Callable, ir: Model, custom: dict, options: ConvertOptions,
         names = ", ".join(s.name for s in ir.graph.inputs) if ir.graph else "input"
         raise UsageError(
             f"{ir.path}: TFLite builtin ops need the RNN layers unrolled, which needs a fixed number of timesteps "
-            f"({' '.join(str(exc).split())[:160]}); pass --input-shape {names}:1,T,F or accept Select TF ops with --allow-flex"
+            f"and the model leaves them open; pass --input-shape {names}:1,T,F or accept Select TF ops with --allow-flex"
         ) from exc
     report.warnings.append("RNN layers unrolled over their fixed timesteps to stay within TFLite builtin ops")
     return native

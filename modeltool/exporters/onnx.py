@@ -16,7 +16,7 @@ from typing import Any
 from modeltool.deps import require
 from modeltool.errors import ModelToolError, UnsupportedError
 from modeltool.exporters import onnx_passes
-from modeltool.exporters.serving import ExportOptions, boundary_names, serving_function
+from modeltool.exporters.serving import ExportOptions, boundary_names, plain_grouped_convs, serving_function
 from modeltool.ir import Model
 
 TWO_GB = 2**31 - 1
@@ -34,7 +34,8 @@ def frozen_graph(native: Any, ir: Model | None, options: ExportOptions) -> tuple
     outputs in the source model's order."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    concrete = serving_function(native, ir, options.input_shapes).get_concrete_function()
+    with plain_grouped_convs():
+        concrete = serving_function(native, ir, options.input_shapes).get_concrete_function()
     keys = sorted(concrete.structured_outputs)  # tf.nest flattens a dict in sorted-key order
     frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
     in_names, out_names = boundary_names(native, ir)

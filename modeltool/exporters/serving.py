@@ -8,6 +8,8 @@ carry the names users know rather than `serving_default_input_1:0` or `unk__12`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +104,26 @@ def parse_shapes(values: tuple[str, ...] | list[str]) -> dict[str, tuple]:
         except ValueError as exc:
             raise UsageError(f"--input-shape {value!r}: dimensions must be integers or ?") from exc
     return out
+
+
+@contextmanager
+def plain_grouped_convs() -> Iterator[None]:
+    """While tracing for ONNX: Keras's TF backend wraps grouped convolutions in an XLA-compiled
+    inner function (TF has no CPU kernel for them), which tf2onnx leaves as an opaque
+    StatefulPartitionedCall. Trace them as plain Conv2D ops instead (never run here); the ONNX
+    pass `fix_grouped_convs` then sets their `group`."""
+    require("tensorflow")
+    from keras.src.backend.tensorflow import nn as tf_nn
+
+    original = tf_nn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):  # noqa: ANN001, ANN202
+        tf = require("tensorflow")
+        fmt = tf_nn._convert_data_format(tf_nn.backend.standardize_data_format(data_format), len(inputs.shape))
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format=fmt, dilations=dilation_rate)
+
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = original

@@ -1,0 +1,153 @@
+"""Every fixture model converted to every target: runnable targets verified against the source,
+Keras targets read back by Keras 3 with identical weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modeltool.convert import ConvertOptions, convert
+from modeltool.errors import UnsupportedError
+from modeltool.exporters.serving import ExportOptions
+from tests.conftest import FIXTURES
+from tests.exporters.conftest import CUSTOM_OBJECTS, KERAS2, KERAS3
+
+SOURCES = [FIXTURES / "keras3" / n for n in KERAS3] + [FIXTURES / "keras2" / n for n in KERAS2]
+RUNNABLE = ["x.onnx", "x.tflite", "saved/"]
+KERAS_TARGETS = ["x.keras", "x.h5", "x.weights.h5", "x.json", "x.yaml", "x.ckpt"]
+
+
+def _options(**kw: object) -> ConvertOptions:
+    return ConvertOptions(custom_objects=CUSTOM_OBJECTS, **kw)  # type: ignore[arg-type]
+
+
+#: models with ops TFLite has no builtin for (MaxPool3D): builtin-only conversion must refuse them
+NEEDS_FLEX = {"conv_1d_3d"}
+
+
+@pytest.mark.parametrize("dst", RUNNABLE)
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_runnable_targets_verify(src, dst, tmp_path):
+    out = str(tmp_path / dst) + ("/" if dst.endswith("/") else "")
+    eo = ExportOptions()
+    if dst.endswith(".tflite") and src.name.split(".")[0] in NEEDS_FLEX:
+        with pytest.raises(UnsupportedError, match="--allow-flex"):
+            convert(src, out, _options())
+        assert not (tmp_path / dst).exists()
+        # with --allow-flex it is written and says so; this interpreter has no Flex delegate to run it
+        report = convert(src, out, _options(verify=False), ExportOptions(allow_flex=True))
+        assert report.written and "MaxPool3D" in ",".join(report.details["flex_ops"])
+        return
+    report = convert(src, out, _options(), eo)
+    assert report.verification is not None
+    assert report.passed, report.render()
+    assert report.written and (tmp_path / dst.rstrip("/")).exists()
+    assert [o.name for o in report.verification.outputs]  # every output compared
+    for o in report.verification.outputs:
+        assert o.max_abs is not None and o.cosine is not None
+
+
+@pytest.mark.parametrize("dst", KERAS_TARGETS)
+@pytest.mark.parametrize("src", [s for s in SOURCES if "subclassed" not in s.name], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_keras_targets_roundtrip(src, dst, tmp_path):
+    report = convert(src, str(tmp_path / dst), _options())
+    assert report.written, report.render()
+    assert "roundtrip" in report.details
+
+
+def test_migrated_keras_file_matches_legacy_h5_outputs(tmp_path):
+    """A Keras 2 H5 migrated to .keras computes what Keras 2 computed (manifest figures from tf_keras)."""
+    import keras
+
+    from modeltool.keras.rebuild import build
+    from modeltool.loaders import load
+
+    src = FIXTURES / "keras2" / "conv_bn.h5"
+    convert(src, str(tmp_path / "m.keras"), _options())
+    migrated = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    rebuilt = build(load(src))
+    x = np.random.default_rng(3).standard_normal((2, *migrated.inputs[0].shape[1:])).astype("float32")
+    np.testing.assert_allclose(migrated.predict(x, verbose=0), rebuilt.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])
+def test_quantized_tflite_verifies_with_quantized_tolerances(mode, tmp_path):
+    eo = ExportOptions(quantize=mode)
+    report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "q.tflite"), _options(), eo)
+    assert report.passed, report.render()
+    assert report.size_after < report.size_before
+    if mode == "int8":
+        assert any("RANDOM" in w for w in report.warnings)
+
+
+def test_int8_calibration_from_npz(tmp_path):
+    data = np.random.default_rng(0).standard_normal((8, 16, 16, 3)).astype("float32")
+    np.savez(tmp_path / "cal.npz", pixels=data)
+    eo = ExportOptions(quantize="int8", calibration=str(tmp_path / "cal.npz"))
+    report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "q.tflite"), _options(), eo)
+    assert report.passed, report.render()
+    assert report.details["calibration"].startswith("cal.npz (8 samples)")
+    assert not any("RANDOM" in w for w in report.warnings)
+
+
+def test_onnx_keeps_names_and_dynamic_batch(tmp_path):
+    import onnx
+
+    convert(FIXTURES / "keras3" / "functional_multi_io.keras", str(tmp_path / "m.onnx"), _options())
+    model = onnx.load(tmp_path / "m.onnx")
+    assert [i.name for i in model.graph.input] == ["image", "meta"]
+    assert [o.name for o in model.graph.output] == ["class_out", "reg_out"]
+    dims = [d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim if not d.dim_value]
+    assert dims and all(d == "batch" for d in dims)
+    assert not any(d.startswith("unk__") for o in model.graph.output for d in [x.dim_param for x in o.type.tensor_type.shape.dim])
+
+
+def test_input_shape_fixes_onnx_shapes(tmp_path):
+    import onnx
+
+    eo = ExportOptions(input_shapes={"pixels": (1, 16, 16, 3)})
+    report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "m.onnx"), _options(), eo)
+    assert report.passed
+    dims = [d.dim_value for d in onnx.load(tmp_path / "m.onnx").graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 16, 16, 3]
+
+
+def test_rnn_tflite_has_only_builtin_ops(tmp_path):
+    from modeltool.loaders import load
+
+    report = convert(FIXTURES / "keras3" / "rnn_text.keras", str(tmp_path / "r.tflite"), _options())
+    assert report.passed, report.render()
+    assert not load(tmp_path / "r.tflite").metadata.extra.get("flex_ops")
+
+
+def test_savedmodel_serving_signature_uses_source_names(tmp_path):
+    import tensorflow as tf
+
+    convert(FIXTURES / "keras2" / "functional_multi_io.h5", f"{tmp_path}/sm/", _options())
+    sig = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    assert sorted(sig.structured_input_signature[1]) == ["image", "meta"]
+    assert sorted(sig.structured_outputs) == ["class_out", "reg_out"]
+
+
+def test_grouped_convolution_onnx_is_fixed_and_verified(tmp_path):
+    """Keras 3 Conv2D(groups>1) runs as an XLA-compiled inner function that tf2onnx leaves as an
+    invalid StatefulPartitionedCall node; modeltool traces it as a plain grouped Conv."""
+    import onnx
+
+    import keras
+
+    inp = keras.Input((8, 8, 8), name="x")
+    out = keras.layers.Conv2D(8, 3, groups=4, padding="same", name="gconv")(inp)
+    keras.Model(inp, out).save(tmp_path / "g.keras")
+    report = convert(tmp_path / "g.keras", str(tmp_path / "g.onnx"), _options())
+    assert report.passed, report.render()
+    conv = next(n for n in onnx.load(tmp_path / "g.onnx").graph.node if n.op_type == "Conv")
+    assert next(a.i for a in conv.attribute if a.name == "group") == 4
+
+
+def test_large_constants_are_detached_and_reattached(tmp_path):
+    """The memory-saving path (constants kept out of tf2onnx) gives the same numbers."""
+    eo = ExportOptions(detach_bytes=64)
+    report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "m.onnx"), _options(), eo)
+    assert report.passed, report.render()
+    assert any("attached" in f for f in report.details["fixes"])
