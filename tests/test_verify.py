@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from modeltool.verify import TOLERANCES, Tolerance, compare_arrays, random_feed
 from modeltool.ir import TensorSpec
+from modeltool.verify import TOLERANCES, Tolerance, compare_arrays, random_feed
 from tests.conftest import FIXTURES, run_cli
 
 SRC = FIXTURES / "keras3" / "functional_multi_io.keras"

@@ -5,8 +5,10 @@
 3. fix_grouped_convs: TF's grouped convolution (Keras 3 `Conv2D(groups>1)`, ConvNeXt) has no
    `group` attribute; tf2onnx writes a plain Conv that no runtime accepts. Set `group` from the
    input channels (shape inference on a weightless copy) and the kernel's channels.
-4. rename_boundary: graph inputs/outputs get the source model's names.
-5. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
+4. rewrite_erfc: TF's Erfc (from Keras's exact GELU) has no ONNX op and tf2onnx leaves it as is;
+   erfc(x) = 1 - erf(x).
+5. rename_boundary: graph inputs/outputs get the source model's names.
+6. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], output
     n = fix_grouped_convs(proto)
     if n:
         fixes.append(f"set group on {n} grouped convolutions")
+    n = rewrite_erfc(proto)
+    if n:
+        fixes.append(f"rewrote {n} Erfc ops as 1 - Erf")
     rename_boundary(proto, inputs, outputs)
     name_dynamic_dims(proto)
     return fixes
@@ -126,6 +131,23 @@ def fix_grouped_convs(proto: Any) -> int:
         node.attribute.append(onnx.helper.make_attribute("group", c_in // weight_in))
         fixed += 1
     return fixed
+
+
+def rewrite_erfc(proto: Any) -> int:
+    onnx = require("onnx")
+    graph = proto.graph
+    nodes = [n for n in graph.node if n.op_type == "Erfc" and n.domain in ("", "ai.onnx")]
+    if not nodes:
+        return 0
+    one = "modeltool_one_f32"
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0, np.float32), one))
+    for node in nodes:
+        erf_out = f"{node.output[0]}__erf"
+        index = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(index, onnx.helper.make_node("Sub", [one, erf_out], [node.output[0]], name=f"{node.name}/sub"))
+        graph.node.insert(index, onnx.helper.make_node("Erf", [node.input[0]], [erf_out], name=f"{node.name}/erf"))
+    return len(nodes)
 
 
 def rename_boundary(proto: Any, inputs: dict[str, str], outputs: dict[str, str]) -> None:

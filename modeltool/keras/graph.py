@@ -275,10 +275,9 @@ def _flags(entry: dict) -> list[str]:
     module = entry.get("module")
     registered = entry.get("registered_name")
     builtin = cls in L.REGISTRY or cls in KNOWN_WITHOUT_SHAPES or is_model_class(cls) or cls == "InputLayer"
-    if (
-        (module and not str(module).startswith(KERAS_MODULES))
-        or (registered and ">" in str(registered))
-        or (not builtin and cls != "Lambda")
+    keras_module = bool(module) and str(module).startswith(KERAS_MODULES)  # Keras's own code, e.g. LayerScale
+    if not keras_module and (
+        bool(module) or (registered and ">" in str(registered)) or (not builtin and cls != "Lambda")
     ):
         flags.append("custom")
     for key in ("layer", "backward_layer"):

@@ -132,9 +132,8 @@ def test_savedmodel_serving_signature_uses_source_names(tmp_path):
 def test_grouped_convolution_onnx_is_fixed_and_verified(tmp_path):
     """Keras 3 Conv2D(groups>1) runs as an XLA-compiled inner function that tf2onnx leaves as an
     invalid StatefulPartitionedCall node; modeltool traces it as a plain grouped Conv."""
-    import onnx
-
     import keras
+    import onnx
 
     inp = keras.Input((8, 8, 8), name="x")
     out = keras.layers.Conv2D(8, 3, groups=4, padding="same", name="gconv")(inp)
