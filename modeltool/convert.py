@@ -76,7 +76,10 @@ class ConvertReport:
         if self.verification is not None:
             lines.append(self.verification.render())
         if not self.written:
-            lines.append(f"nothing written to {self.output}" + (" (use --no-verify to keep an unverified file)" if not self.passed else ""))
+            lines.append(
+                f"nothing written to {self.output}"
+                + (" (use --no-verify to keep an unverified file)" if not self.passed else "")
+            )
         return "\n".join(lines)
 
 
@@ -159,7 +162,9 @@ def convert(
             f"{os.path.basename(src)}, or a full .h5/.keras model)"
         )
     if ir.format not in KERAS_SOURCES:
-        raise UnsupportedError(f"{src}: converting from {ir.metadata.format_description} is not supported (Keras sources only)")
+        raise UnsupportedError(
+            f"{src}: converting from {ir.metadata.format_description} is not supported (Keras sources only)"
+        )
     custom = load_custom_objects(options.custom_objects)
     shapes = [eo.input_shapes.get(s.name) for s in ir.graph.inputs] if eo.input_shapes and ir.graph else None
     unroll = target == "tflite" and has_rnn(ir) and not eo.allow_flex
@@ -198,7 +203,9 @@ class _Discard(Exception):
     """Leave the atomic block without moving the output into place."""
 
 
-def _unrolled(build: Callable, ir: Model, custom: dict, options: ConvertOptions, shapes: list | None, report: ConvertReport) -> Any:
+def _unrolled(
+    build: Callable, ir: Model, custom: dict, options: ConvertOptions, shapes: list | None, report: ConvertReport
+) -> Any:
     """The model with RNN layers unrolled: builtin TFLite ops instead of a Flex while-loop."""
     from modeltool.exporters.serving import serving_function
 
@@ -209,13 +216,16 @@ def _unrolled(build: Callable, ir: Model, custom: dict, options: ConvertOptions,
         names = ", ".join(s.name for s in ir.graph.inputs) if ir.graph else "input"
         raise UsageError(
             f"{ir.path}: TFLite builtin ops need the RNN layers unrolled, which needs a fixed number of timesteps "
-            f"and the model leaves them open; pass --input-shape {names}:1,T,F or accept Select TF ops with --allow-flex"
+            f"and the model leaves them open; pass --input-shape {names}:1,T,F "
+            "or accept Select TF ops with --allow-flex"
         ) from exc
     report.warnings.append("RNN layers unrolled over their fixed timesteps to stay within TFLite builtin ops")
     return native
 
 
-def _verify(reference: Any, ir: Model, path: str, target: str, eo: ExportOptions, options: ConvertOptions) -> VerifyReport:
+def _verify(
+    reference: Any, ir: Model, path: str, target: str, eo: ExportOptions, options: ConvertOptions
+) -> VerifyReport:
     from modeltool.runners.keras import KerasRunner
     from modeltool.verify import compare, npz_feed, random_feed
 
@@ -227,7 +237,9 @@ def _verify(reference: Any, ir: Model, path: str, target: str, eo: ExportOptions
         if options.input_data:
             feed, source = npz_feed(options.input_data, specs), os.path.basename(options.input_data)
         else:
-            feed = random_feed(specs, others=tgt.input_specs(), ir=ir, seed=eo.seed, batch=options.batch, shapes=eo.input_shapes)
+            feed = random_feed(
+                specs, others=tgt.input_specs(), ir=ir, seed=eo.seed, batch=options.batch, shapes=eo.input_shapes
+            )
             source = f"random, seed {eo.seed}"
         return compare(ref, tgt, feed, tol, input_source=source)
 

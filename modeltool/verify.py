@@ -111,7 +111,10 @@ class VerifyReport:
             f"tolerance: atol={self.tolerance.atol:g} rtol={self.tolerance.rtol:g}"
             + (f" min_cosine={self.tolerance.min_cosine:g}" if self.tolerance.min_cosine else ""),
         ]
-        head = f"{'output':<24}{'shape':<18}{'max abs':>11}{'max rel':>11}{'mean abs':>11}{'cosine':>10}{'noise':>11}  result"
+        head = (
+            f"{'output':<24}{'shape':<18}{'max abs':>11}{'max rel':>11}{'mean abs':>11}{'cosine':>10}{'noise':>11}"
+            "  result"
+        )
         lines += [head, "-" * len(head)]
         for o in self.outputs:
             shape = format_shape(tuple(o.ref_shape)) if o.ref_shape is not None else "?"
@@ -153,7 +156,11 @@ def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tup
     if fixed is not None:
         return tuple(d if d is not None else (batch if i == 0 else DEFAULT_DIM) for i, d in enumerate(fixed))
     a = list(ref.shape or ())
-    b = list(other.shape) if other is not None and other.shape is not None and len(other.shape) == len(a) else [None] * len(a)
+    b = (
+        list(other.shape)
+        if other is not None and other.shape is not None and len(other.shape) == len(a)
+        else [None] * len(a)
+    )
     out = []
     for i, (x, y) in enumerate(zip(a, b)):
         d = x if x is not None else y
@@ -230,7 +237,9 @@ def pair_names(ref: list[str], target: list[str], what: str, warnings: list[str]
     if len(ref) == len(target):
         warnings.append(f"{what} names differ ({', '.join(ref)} vs {', '.join(target)}); paired by position")
         return list(zip(ref, target))
-    raise UsageError(f"cannot pair {what}: reference has {len(ref)} ({', '.join(ref)}), target {len(target)} ({', '.join(target)})")
+    raise UsageError(
+        f"cannot pair {what}: reference has {len(ref)} ({', '.join(ref)}), target {len(target)} ({', '.join(target)})"
+    )
 
 
 def compare_arrays(ref: np.ndarray, out: np.ndarray, tol: Tolerance, noise: float | None) -> dict[str, Any]:
@@ -256,9 +265,17 @@ def compare_arrays(ref: np.ndarray, out: np.ndarray, tol: Tolerance, noise: floa
         passed, verdict = True, f"cosine >= {tol.min_cosine:g} (quantized)"
     elif not passed:
         verdict = "values differ" if same_nonfinite else "NaN/Inf differ"
+        max_abs = max_abs if same_nonfinite else float("inf")
         if noise is not None and noise > 0:
             verdict += f" ({max_abs / noise:.3g}x the noise floor)"
-    return {"max_abs": max_abs, "max_rel": max_rel, "mean_abs": mean_abs, "cosine": cosine, "passed": passed, "verdict": verdict}
+    return {
+        "max_abs": max_abs,
+        "max_rel": max_rel,
+        "mean_abs": mean_abs,
+        "cosine": cosine,
+        "passed": passed,
+        "verdict": verdict,
+    }
 
 
 def compare(
@@ -326,7 +343,9 @@ def verify_files(
     """Compare any two runnable model files (`modeltool verify A B`)."""
     from modeltool.runners import open_runner
 
-    ref_runner = open_runner(reference, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe)
+    ref_runner = open_runner(
+        reference, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe
+    )
     tgt_runner = open_runner(target, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe)
     ir = getattr(ref_runner, "ir", None) or getattr(tgt_runner, "ir", None)
     with ref_runner as ref, tgt_runner as tgt:

@@ -13,8 +13,8 @@ F = Callable[..., Any]
 def comparison_options(f: F) -> F:
     """--atol/--rtol/--input/--seed/--batch/--device/--input-shape/--custom-objects/--unsafe/--json."""
     for decorator in reversed([
-        click.option("--atol", type=float, default=None, help="Absolute tolerance (default 1e-4; looser when quantized)."),
-        click.option("--rtol", type=float, default=None, help="Relative tolerance (default 1e-3; looser when quantized)."),
+        click.option("--atol", type=float, default=None, help="Absolute tolerance (default 1e-4)."),
+        click.option("--rtol", type=float, default=None, help="Relative tolerance (default 1e-3)."),
         click.option("--input", "input_data", type=click.Path(path_type=str), default=None,
                      help="Inputs as .npz (arrays keyed by input name, or arr_0.. by position)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs."),

@@ -12,12 +12,17 @@ from modeltool.cli.output import echo_json
 @click.argument("reference", type=click.Path(path_type=str))
 @click.argument("target", type=click.Path(path_type=str))
 @click.option("--signature", default=None, help="SavedModel signature (default serving_default).")
-@click.option("--quantized", type=click.Choice(["float16", "dynamic", "int8"]), default=None,
-              help="Use the looser default tolerances of a quantized target.")
+@click.option(
+    "--quantized",
+    type=click.Choice(["float16", "dynamic", "int8"]),
+    default=None,
+    help="Use the looser default tolerances of a quantized target.",
+)
 @comparison_options
 def verify_cmd(reference: str, target: str, signature: str | None, quantized: str | None, atol: float | None,
                rtol: float | None, input_data: str | None, seed: int, batch: int, device: str,
-               input_shapes: tuple[str, ...], custom_objects: str | None, unsafe: bool, as_json: bool) -> None:  # fmt: skip
+               input_shapes: tuple[str, ...], custom_objects: str | None, unsafe: bool,
+               as_json: bool) -> None:  # fmt: skip
     """Compare REFERENCE and TARGET (any runnable formats). Exit 0 on match, 1 on mismatch,
     2 when their inputs/outputs cannot be paired or a file is unusable."""
     from modeltool.convert import tolerance_for

@@ -72,7 +72,9 @@ def roundtrip(target: str, native: Any, path: str, custom_objects: dict[str, Any
         cfg = json.loads(text) if target == "json" else require("yaml").safe_load(text)
         loaded = keras.models.model_from_json(json.dumps(cfg), custom_objects=objects)
         if len(loaded.weights) != len(native.weights):
-            raise UnsupportedError(f"{path}: reloaded architecture has {len(loaded.weights)} weights, expected {len(native.weights)}")
+            raise UnsupportedError(
+                f"{path}: reloaded architecture has {len(loaded.weights)} weights, expected {len(native.weights)}"
+            )
         return {"roundtrip": "architecture reloaded", "weights": len(loaded.weights)}
     elif target == "checkpoint":
         loaded = keras.models.clone_model(native)

@@ -70,8 +70,9 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     tf2onnx = require("tf2onnx", "converting to ONNX")
     onnx = require("onnx", "converting to ONNX")
     opset = options.opset or default_opset()
-    if opset > max(tf2onnx.constants.OPSET_TO_IR_VERSION):
-        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports up to {max(tf2onnx.constants.OPSET_TO_IR_VERSION)}")
+    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+    if not 7 <= opset <= newest:
+        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
     graph_def, inputs, outputs = frozen_graph(native, ir, options)
     detached = detach_constants(graph_def, options.detach_bytes)
     try:
@@ -81,7 +82,9 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     except ModelToolError:
         raise
     except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on an op it cannot handle
-        raise UnsupportedError(f"tf2onnx cannot convert this model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from exc
+        raise UnsupportedError(
+            f"tf2onnx cannot convert this model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from exc
     del graph_def
     fixes = onnx_passes.run_all(proto, detached, inputs, outputs)
     detached.clear()
@@ -124,5 +127,6 @@ def validate(path: str) -> None:
     try:
         ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
-        raise UnsupportedError(f"onnxruntime cannot load the converted model ({' '.join(str(exc).split())[:300]})") from exc
-
+        raise UnsupportedError(
+            f"onnxruntime cannot load the converted model ({' '.join(str(exc).split())[:300]})"
+        ) from exc

@@ -145,7 +145,9 @@ def rewrite_erfc(proto: Any) -> int:
         erf_out = f"{node.output[0]}__erf"
         index = list(graph.node).index(node)
         graph.node.remove(node)
-        graph.node.insert(index, onnx.helper.make_node("Sub", [one, erf_out], [node.output[0]], name=f"{node.name}/sub"))
+        graph.node.insert(
+            index, onnx.helper.make_node("Sub", [one, erf_out], [node.output[0]], name=f"{node.name}/sub")
+        )
         graph.node.insert(index, onnx.helper.make_node("Erf", [node.input[0]], [erf_out], name=f"{node.name}/erf"))
     return len(nodes)
 

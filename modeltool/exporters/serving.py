@@ -70,7 +70,9 @@ def input_specs(native: Any, ir: Model | None, shapes: dict[str, tuple]) -> list
         if name in shapes:
             given = tuple(shapes[name])
             if len(given) != len(shape):
-                raise UsageError(f"--input-shape {name}: rank {len(given)} given, the model input has rank {len(shape)} {shape}")
+                raise UsageError(
+                    f"--input-shape {name}: rank {len(given)} given, the model input has rank {len(shape)} {shape}"
+                )
             shape = given
         specs.append(TensorSpec(name, shape, t.dtype))
     return specs

@@ -37,7 +37,9 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
         return _convert(tf, converter, native, ir, path, options)
 
 
-def _convert(tf: Any, converter: Any, native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def _convert(
+    tf: Any, converter: Any, native: Any, ir: Model | None, path: str, options: ExportOptions
+) -> dict[str, Any]:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if options.allow_flex:
         converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)

@@ -50,7 +50,9 @@ class OnnxRunner(Runner):
         except MissingDependencyError:
             raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise LoadError(f"{self.path}: onnxruntime cannot load the model ({' '.join(str(exc).split())[:300]})") from exc
+            raise LoadError(
+                f"{self.path}: onnxruntime cannot load the model ({' '.join(str(exc).split())[:300]})"
+            ) from exc
         self.provider = self.session.get_providers()[0]
         if self.device == "cuda" and self.provider != "CUDAExecutionProvider":
             raise MissingDependencyError(f"--device cuda: onnxruntime fell back to {self.provider} (CUDA unusable)")

@@ -26,13 +26,17 @@ class SavedModelRunner(Runner):
         try:
             self.loaded = tf.saved_model.load(self.path)
         except Exception as exc:  # noqa: BLE001 - TF raises many types for a bad directory
-            raise LoadError(f"{self.path}: TensorFlow cannot load this SavedModel ({' '.join(str(exc).split())[:300]})") from exc
+            raise LoadError(
+                f"{self.path}: TensorFlow cannot load this SavedModel ({' '.join(str(exc).split())[:300]})"
+            ) from exc
         sigs = dict(self.loaded.signatures)
         name = self.signature_name or ("serving_default" if "serving_default" in sigs else None)
         if name is None and len(sigs) == 1:
             name = next(iter(sigs))
         if name not in sigs:
-            raise UsageError(f"{self.path}: signature {name!r} not found; available: {', '.join(sorted(sigs)) or 'none'}")
+            raise UsageError(
+                f"{self.path}: signature {name!r} not found; available: {', '.join(sorted(sigs)) or 'none'}"
+            )
         self.signature_name, self.fn = name, sigs[name]
 
     def _deactivate(self) -> None:
@@ -54,5 +58,7 @@ class SavedModelRunner(Runner):
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
         tf = require("tensorflow")
         specs = {s.name: s.dtype for s in self.input_specs()}
-        out = self.fn(**{k: tf.constant(np.asarray(v).astype(specs[k], copy=False)) for k, v in feed.items() if k in specs})
+        out = self.fn(
+            **{k: tf.constant(np.asarray(v).astype(specs[k], copy=False)) for k, v in feed.items() if k in specs}
+        )
         return {k: out[k].numpy() for k in self.output_names()}

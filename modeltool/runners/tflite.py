@@ -40,7 +40,9 @@ class TFLiteRunner(Runner):
             self.interpreter = cls(model_path=self.path)
             self.interpreter.allocate_tensors()
         except Exception as exc:  # noqa: BLE001 - the interpreter raises RuntimeError/ValueError freely
-            raise LoadError(f"{self.path}: the TFLite interpreter cannot load it ({' '.join(str(exc).split())[:300]})") from exc
+            raise LoadError(
+                f"{self.path}: the TFLite interpreter cannot load it ({' '.join(str(exc).split())[:300]})"
+            ) from exc
         sigs = self.interpreter.get_signature_list()
         if sigs:
             self.signature = "serving_default" if "serving_default" in sigs else sorted(sigs)[0]

@@ -44,7 +44,14 @@ def test_custom_layer_needs_custom_objects(tmp_path):
     line = _one_error_line(proc)
     assert "scaled" in line and "--custom-objects" in line
     assert not (tmp_path / "m.onnx").exists()
-    ok = run_cli("convert", FIXTURES / "keras3" / "custom_layer.keras", tmp_path / "m.onnx", "--custom-objects", CUSTOM_OBJECTS, "-q")
+    ok = run_cli(
+        "convert",
+        FIXTURES / "keras3" / "custom_layer.keras",
+        tmp_path / "m.onnx",
+        "--custom-objects",
+        CUSTOM_OBJECTS,
+        "-q",
+    )
     assert ok.returncode == 0, ok.stderr
 
 

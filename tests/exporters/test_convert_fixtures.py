@@ -48,7 +48,9 @@ def test_runnable_targets_verify(src, dst, tmp_path):
 
 
 @pytest.mark.parametrize("dst", KERAS_TARGETS)
-@pytest.mark.parametrize("src", [s for s in SOURCES if "subclassed" not in s.name], ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "src", [s for s in SOURCES if "subclassed" not in s.name], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_keras_targets_roundtrip(src, dst, tmp_path):
     report = convert(src, str(tmp_path / dst), _options())
     assert report.written, report.render()
@@ -99,7 +101,9 @@ def test_onnx_keeps_names_and_dynamic_batch(tmp_path):
     assert [o.name for o in model.graph.output] == ["class_out", "reg_out"]
     dims = [d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim if not d.dim_value]
     assert dims and all(d == "batch" for d in dims)
-    assert not any(d.startswith("unk__") for o in model.graph.output for d in [x.dim_param for x in o.type.tensor_type.shape.dim])
+    assert not any(
+        d.startswith("unk__") for o in model.graph.output for d in [x.dim_param for x in o.type.tensor_type.shape.dim]
+    )
 
 
 def test_input_shape_fixes_onnx_shapes(tmp_path):
