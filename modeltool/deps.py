@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 from modeltool.errors import MissingDependencyError
@@ -20,6 +23,7 @@ EXTRAS: dict[str, str] = {
     "tf2onnx": "tf",
     "keras": "tf",
     "onnxruntime": "ort",
+    "ai_edge_litert": "litert",
     "onnx": "core",
     "tflite": "core",
     "yaml": "core",
@@ -36,14 +40,39 @@ def available(name: str) -> bool:
 
 def require(name: str, purpose: str = "") -> ModuleType:
     """Import `name` or raise a MissingDependencyError that says how to install it."""
-    if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
+    quiet = name.split(".")[0] in ("tensorflow", "keras", "tf2onnx") and name.split(".")[0] not in sys.modules
+    if quiet:
         # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a CLI's stderr.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
-        return importlib.import_module(name)
+        with _silenced_stderr(quiet):
+            return importlib.import_module(name)
     except ImportError as exc:
         extra = EXTRAS.get(name.split(".")[0], "all")
         hint = "pip install modeltool" if extra == "core" else f"pip install 'modeltool[{extra}]'"
         why = f" for {purpose}" if purpose else ""
         raise MissingDependencyError(f"{name} is needed{why} but is not installed ({exc}); run: {hint}") from exc
+
+
+@contextmanager
+def _silenced_stderr(active: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while `active` (C++ logging ignores Python's sys.stderr)."""
+    if not active or os.environ.get("MODELTOOL_DEBUG"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

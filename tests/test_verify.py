@@ -86,3 +86,13 @@ def test_nan_mismatch_fails_even_when_cosine_is_high():
     out = ref.copy()
     out[3] = np.nan
     assert not compare_arrays(ref, out, TOLERANCES["int8"], noise=1.0)["passed"]
+
+
+@pytest.mark.parametrize("name", ["sequential_mlp", "conv_bn"])
+def test_graph_fixtures_match_their_keras_source(name):
+    """The fixtures' TFLite files (TFLiteConverter) compute what Keras computes; an earlier
+    generation via from_concrete_functions read uninitialized variables and verify caught it."""
+    graphs = FIXTURES / "graphs"
+    for target, extra in ((f"{name}.tflite", []), (f"{name}_dynamic.tflite", ["--quantized", "dynamic"])):
+        proc = run_cli("verify", FIXTURES / "keras3" / f"{name}.keras", graphs / target, *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
