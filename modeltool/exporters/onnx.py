@@ -1,9 +1,11 @@
 """ONNX through tf2onnx, with the weights kept out of tf2onnx and checked on the way out.
 
 tf2onnx copies every constant through its graph passes and peaks at ~45x the weight size (VGG16 is
-killed at 24 GB). modeltool freezes the serving function, turns every constant larger than
-`detach_bytes` into a placeholder, converts that light graph, then attaches the constants as ONNX
-initializers (`onnx_passes.attach_initializers`) one at a time. tf2onnx also exits 0 on models it
+killed at 24 GB), and TF's own freezing of a 500 MB model peaks at ~12x. modeltool never makes the
+large weights constants: the serving function takes every variable over `detach_bytes` as an extra
+input (read through Keras's `StatelessScope`), only the small ones are frozen, tf2onnx converts that
+light graph, and the large weights are attached as ONNX initializers straight from the Keras
+variables (`onnx_passes.attach_initializers`), one at a time. tf2onnx also exits 0 on models it
 got wrong (grouped convolutions lose their `group`, unsupported ops stay as TF ops): the passes fix
 what they can and `validate` refuses what is still broken.
 """
@@ -29,40 +31,37 @@ def default_opset() -> int:
     return min(max(tf2onnx.constants.OPSET_TO_IR_VERSION), onnx.defs.onnx_opset_version())
 
 
-def frozen_graph(native: Any, ir: Model | None, options: ExportOptions) -> tuple[Any, dict[str, str], dict[str, str]]:
-    """(GraphDef with variables folded, {input tensor: source name}, {output tensor: source name}),
-    outputs in the source model's order."""
+def large_variables(native: Any, limit: int) -> list[Any]:
+    """The model's variables over `limit` bytes, each once (shared layers share variables)."""
+    import numpy as np
+
+    seen, out = set(), []
+    for v in native.weights:
+        size = int(np.prod(v.shape)) * np.dtype(str(v.dtype)).itemsize
+        if size > limit and id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def frozen_graph(
+    native: Any, ir: Model | None, options: ExportOptions
+) -> tuple[Any, dict[str, str], dict[str, str], dict[str, Any]]:
+    """(GraphDef with the small variables folded, {input tensor: source name}, {output tensor: source
+    name} in the source order, {placeholder tensor: large variable})."""
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+    large = large_variables(native, options.detach_bytes)
     with plain_grouped_convs():
-        concrete = serving_function(native, ir, options.input_shapes).get_concrete_function()
+        concrete = serving_function(native, ir, options.input_shapes, large).get_concrete_function()
     keys = sorted(concrete.structured_outputs)  # tf.nest flattens a dict in sorted-key order
     frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
     in_names, out_names = boundary_names(native, ir)
-    inputs = [t.name for t in frozen.inputs if t.dtype.name != "resource"]
+    placeholders = [t.name for t in frozen.inputs if t.dtype.name != "resource"]
+    inputs, weights = placeholders[: len(in_names)], placeholders[len(in_names) :]
     by_key = dict(zip(keys, (t.name for t in frozen.outputs)))
-    return frozen.graph.as_graph_def(), dict(zip(inputs, in_names)), {by_key[k]: k for k in out_names}
-
-
-def detach_constants(graph_def: Any, limit: int) -> dict[str, Any]:
-    """Replace Const nodes over `limit` bytes by Placeholders; returns {tensor name: TensorProto}."""
-    detached = {}
-    for node in graph_def.node:
-        if node.op != "Const":
-            continue
-        tensor = node.attr["value"].tensor
-        nbytes = len(tensor.tensor_content)
-        if nbytes <= limit:
-            continue
-        proto = type(tensor)()
-        proto.CopyFrom(tensor)
-        detached[f"{node.name}:0"] = proto
-        dtype, shape = node.attr["dtype"].type, tensor.tensor_shape
-        node.op = "Placeholder"
-        node.ClearField("attr")
-        node.attr["dtype"].type = dtype
-        node.attr["shape"].shape.CopyFrom(shape)
-    return detached
+    graph_def = frozen.graph.as_graph_def()
+    return graph_def, dict(zip(inputs, in_names)), {by_key[k]: k for k in out_names}, dict(zip(weights, large))
 
 
 def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
@@ -73,8 +72,7 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
     if not 7 <= opset <= newest:
         raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
-    graph_def, inputs, outputs = frozen_graph(native, ir, options)
-    detached = detach_constants(graph_def, options.detach_bytes)
+    graph_def, inputs, outputs, detached = frozen_graph(native, ir, options)
     try:
         proto, _ = tf2onnx.convert.from_graph_def(
             graph_def, input_names=list(inputs) + list(detached), output_names=list(outputs), opset=opset

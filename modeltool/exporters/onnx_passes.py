@@ -1,6 +1,6 @@
 """Passes over a tf2onnx result, in the order `run_all` applies them; each does one thing.
 
-1. attach_initializers: the constants kept out of tf2onnx become initializers again.
+1. attach_initializers: the large weights kept out of tf2onnx become initializers.
 2. fold_transposes: `Transpose(initializer)` (tf2onnx's NHWC->NCHW kernel layout) is precomputed.
 3. fix_grouped_convs: TF's grouped convolution (Keras 3 `Conv2D(groups>1)`, ConvNeXt) has no
    `group` attribute; tf2onnx writes a plain Conv that no runtime accepts. Set `group` from the
@@ -43,7 +43,7 @@ def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], output
 
 
 def attach_initializers(proto: Any, detached: dict[str, Any]) -> int:
-    tf = require("tensorflow")
+    """Graph inputs standing for large weights become initializers holding the variables' values."""
     numpy_helper = require("onnx.numpy_helper")
     graph = proto.graph
     keep = [i for i in graph.input if i.name not in detached]
@@ -51,7 +51,7 @@ def attach_initializers(proto: Any, detached: dict[str, Any]) -> int:
     del graph.input[:]
     graph.input.extend(keep)
     for name in found:
-        array = tf.make_ndarray(detached.pop(name))
+        array = np.asarray(detached.pop(name).numpy())
         graph.initializer.append(numpy_helper.from_array(array, name))
         del array
     return len(found)

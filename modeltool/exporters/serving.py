@@ -78,16 +78,26 @@ def input_specs(native: Any, ir: Model | None, shapes: dict[str, tuple]) -> list
     return specs
 
 
-def serving_function(native: Any, ir: Model | None, shapes: dict[str, tuple] | None = None) -> Any:
-    """A `tf.function` with a named input signature returning `{output name: tensor}`."""
+def serving_function(
+    native: Any, ir: Model | None, shapes: dict[str, tuple] | None = None, weights: list[Any] | tuple = ()
+) -> Any:
+    """A `tf.function` with a named input signature returning `{output name: tensor}`.
+
+    `weights` (Keras variables) become extra trailing inputs that the model reads instead of the
+    variables (Keras's `StatelessScope`), so they stay out of a frozen graph."""
     tf = require("tensorflow", "exporting TensorFlow graphs")
+    keras = require("keras")
     specs = input_specs(native, ir, shapes or {})
     _, out_names = boundary_names(native, ir)
     signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
+    signature += [tf.TensorSpec(tuple(w.shape), str(w.dtype), name=f"modeltool_w{i}") for i, w in enumerate(weights)]
+    n_inputs = len(specs)
 
     @tf.function(input_signature=signature)
     def serve(*args: Any) -> dict[str, Any]:
-        out = native(list(args) if len(args) > 1 else args[0], training=False)
+        xs, values = args[:n_inputs], args[n_inputs:]
+        with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+            out = native(list(xs) if len(xs) > 1 else xs[0], training=False)
         outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
         return dict(zip(out_names, outs))
 
