@@ -21,8 +21,6 @@ from modeltool.exporters import onnx_passes
 from modeltool.exporters.serving import ExportOptions, boundary_names, plain_grouped_convs, serving_function
 from modeltool.ir import Model
 
-TWO_GB = 2**31 - 1
-
 
 def default_opset() -> int:
     """The newest opset both tf2onnx and the installed onnx/onnxruntime know."""
@@ -86,8 +84,8 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     del graph_def
     fixes = onnx_passes.run_all(proto, detached, inputs, outputs)
     detached.clear()
-    size = proto.ByteSize() if proto.ByteSize() < TWO_GB else TWO_GB
-    external = size >= TWO_GB or sum(len(t.raw_data) for t in proto.graph.initializer) >= TWO_GB - (64 << 20)
+    weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
+    external = weight_bytes >= options.external_data_bytes
     save(onnx, proto, path, external, options.final_path or path)
     nodes = len(proto.graph.node)
     ops = sorted({n.op_type for n in proto.graph.node})

@@ -2,13 +2,15 @@
 
 1. attach_initializers: the large weights kept out of tf2onnx become initializers.
 2. fold_transposes: `Transpose(initializer)` (tf2onnx's NHWC->NCHW kernel layout) is precomputed.
-3. fix_grouped_convs: TF's grouped convolution (Keras 3 `Conv2D(groups>1)`, ConvNeXt) has no
+3. fold_conv_scale: `Mul(Conv(x, W, B), c)` with a per-channel constant `c` (a BatchNormalization's
+   scale, which tf2onnx folds itself only when W is a constant) becomes `Conv(x, W*c, B*c)`.
+4. fix_grouped_convs: TF's grouped convolution (Keras 3 `Conv2D(groups>1)`, ConvNeXt) has no
    `group` attribute; tf2onnx writes a plain Conv that no runtime accepts. Set `group` from the
    input channels (shape inference on a weightless copy) and the kernel's channels.
-4. rewrite_erfc: TF's Erfc (from Keras's exact GELU) has no ONNX op and tf2onnx leaves it as is;
+5. rewrite_erfc: TF's Erfc (from Keras's exact GELU) has no ONNX op and tf2onnx leaves it as is;
    erfc(x) = 1 - erf(x).
-5. rename_boundary: graph inputs/outputs get the source model's names.
-6. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
+6. rename_boundary: graph inputs/outputs get the source model's names.
+7. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], output
     n = fold_transposes(proto)
     if n:
         fixes.append(f"folded {n} weight transposes")
+    n = fold_conv_scale(proto)
+    if n:
+        fixes.append(f"folded {n} per-channel scales into convolutions")
     n = fix_grouped_convs(proto)
     if n:
         fixes.append(f"set group on {n} grouped convolutions")
@@ -87,6 +92,53 @@ def fold_transposes(proto: Any) -> int:
         graph.node.remove(node)
         folded += 1
     return folded
+
+
+def fold_conv_scale(proto: Any) -> int:
+    numpy_helper = require("onnx.numpy_helper")
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses = _consumers(graph)
+    producer = {out: node for node in graph.node for out in node.output}
+    folded = 0
+    for mul in list(graph.node):
+        if mul.op_type != "Mul" or len(mul.input) != 2:
+            continue
+        const_in = next((i for i in mul.input if i in inits), None)
+        other = next((i for i in mul.input if i != const_in), None)
+        conv = producer.get(other) if other else None
+        if const_in is None or conv is None or conv.op_type != "Conv" or uses.get(other) != 1:
+            continue
+        if len(conv.input) < 2 or conv.input[1] not in inits or uses.get(conv.input[1]) != 1:
+            continue
+        if len(conv.input) > 2 and (conv.input[2] not in inits or uses.get(conv.input[2]) != 1):
+            continue
+        scale = numpy_helper.to_array(inits[const_in])
+        weight = numpy_helper.to_array(inits[conv.input[1]])
+        channels, rank = weight.shape[0], weight.ndim  # the Conv output has the kernel's rank
+        if scale.ndim > rank:
+            continue
+        aligned = (1,) * (rank - scale.ndim) + tuple(scale.shape)
+        if aligned[0] != 1 or any(d != 1 for d in aligned[2:]) or aligned[1] not in (1, channels):
+            continue  # not a per-output-channel constant in NCHW layout
+        c = np.broadcast_to(scale.reshape(-1), (channels,)).astype(weight.dtype)
+        _replace_init(graph, inits, conv.input[1], weight * c.reshape((-1,) + (1,) * (weight.ndim - 1)), numpy_helper)
+        if len(conv.input) > 2:
+            bias = numpy_helper.to_array(inits[conv.input[2]])
+            _replace_init(graph, inits, conv.input[2], bias * c, numpy_helper)
+        conv.output[0] = mul.output[0]
+        graph.node.remove(mul)
+        if uses.get(const_in) == 1:
+            graph.initializer.remove(inits.pop(const_in))
+        folded += 1
+    return folded
+
+
+def _replace_init(graph: Any, inits: dict, name: str, array: np.ndarray, numpy_helper: Any) -> None:
+    new = numpy_helper.from_array(np.ascontiguousarray(array), name)
+    graph.initializer.remove(inits[name])
+    graph.initializer.append(new)
+    inits[name] = new
 
 
 def _input_channels(proto: Any) -> dict[str, int]:

@@ -30,6 +30,8 @@ class ExportOptions:
     device: str = "cpu"
     #: ONNX: constants larger than this are kept out of tf2onnx and attached afterwards
     detach_bytes: int = 1 << 20
+    #: ONNX: weights from this size on go to `<name>.onnx.data` (protobuf cannot exceed 2 GB)
+    external_data_bytes: int = (1 << 31) - (64 << 20)
     seed: int = 0
     final_path: str | None = None  # where the output lands (exporters write to a temporary sibling)
     warnings: list[str] = field(default_factory=list)

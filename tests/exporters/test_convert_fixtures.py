@@ -154,3 +154,29 @@ def test_large_constants_are_detached_and_reattached(tmp_path):
     report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "m.onnx"), _options(), eo)
     assert report.passed, report.render()
     assert any("attached" in f for f in report.details["fixes"])
+
+
+def test_external_data_onnx_loads_and_verifies(tmp_path):
+    """Over the size limit (2 GB by default, lowered here) weights go to `<name>.onnx.data`."""
+    eo = ExportOptions(external_data_bytes=1024)
+    report = convert(FIXTURES / "keras3" / "conv_bn.keras", str(tmp_path / "m.onnx"), _options(), eo)
+    assert report.passed, report.render()
+    assert report.details["external_data"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+
+
+def test_savedmodel_shown_by_saved_model_cli(tmp_path):
+    import shutil
+    import subprocess
+
+    cli = shutil.which("saved_model_cli")
+    if cli is None:
+        pytest.skip("saved_model_cli is not on PATH")
+    convert(FIXTURES / "keras3" / "functional_multi_io.keras", f"{tmp_path}/sm/", _options())
+    cmd = [cli, "show", "--all", "--dir", str(tmp_path / "sm")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "signature_def['serving_default']" in text
+    for key in ("inputs['image']", "inputs['meta']", "outputs['class_out']", "outputs['reg_out']"):
+        assert key in text
