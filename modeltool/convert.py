@@ -187,6 +187,11 @@ def convert(
 
                 with _step(report, "roundtrip", progress):
                     report.details.update(roundtrip(target, native, tmp, custom))
+            elif options.verify and report.details.get("flex_ops"):
+                report.warnings.append(
+                    "verification skipped: the model needs Select TF (Flex) ops, which neither LiteRT's stock "
+                    "interpreter nor tf.lite here can run"
+                )
             elif options.verify:
                 with _step(report, "verify", progress):
                     report.verification = _verify(reference, ir, tmp, target, eo, options)
