@@ -169,7 +169,7 @@ def convert(
     shapes = [eo.input_shapes.get(s.name) for s in ir.graph.inputs] if eo.input_shapes and ir.graph else None
     unroll = target == "tflite" and has_rnn(ir) and not eo.allow_flex
     with _step(report, "rebuild", progress):
-        reference = build(ir, custom_objects=custom, unsafe=options.unsafe, input_shapes=shapes)
+        reference = build(ir, custom_objects=custom, unsafe=options.unsafe, input_shapes=shapes, notes=report.warnings)
         native = reference
         if unroll:
             native = _unrolled(build, ir, custom, options, shapes, report)

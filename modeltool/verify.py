@@ -25,7 +25,7 @@ from modeltool.runners.base import Feed, Runner
 NOISE_EPS = 1e-6
 NOISE_FACTOR = 10.0
 DEFAULT_BATCH = 2
-DEFAULT_DIM = 8
+DEFAULT_DIM = 32
 
 
 @dataclass(frozen=True)

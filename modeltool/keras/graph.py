@@ -104,8 +104,8 @@ def _sequential(model_cfg: dict, input_shapes: list | None, depth: int) -> Graph
 def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
     entries = [normalize_layer(_layer_entry(lc)) for lc in cfg.get("layers", [])]
     by_name = {_layer_name(e): e for e in entries}
-    input_keys = _triples(cfg.get("input_layers"))
-    output_keys = _triples(cfg.get("output_layers"))
+    input_keys = tensor_keys(cfg.get("input_layers"))
+    output_keys = tensor_keys(cfg.get("output_layers"))
 
     tensors: dict[TensorKey, Any] = {}
     for i, key in enumerate(input_keys):
@@ -115,7 +115,7 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
         given = input_shapes[i] if input_shapes and i < len(input_shapes) else None
         tensors[key] = given or _shape(entry["config"].get("batch_shape"))
 
-    calls = {name: _calls(e) for name, e in by_name.items()}
+    calls = {name: call_keys(e) for name, e in by_name.items()}
     calls, output_keys = skip_first_nodes(by_name, calls, output_keys)
     done: dict[str, list] = {name: [] for name in by_name}
     nodes: dict[str, Node] = {}
@@ -342,21 +342,21 @@ def _out_dtype(node: Node | None) -> str:
     return dtype if isinstance(dtype, str) else "float32"
 
 
-def _triples(value: Any) -> list[TensorKey]:
+def tensor_keys(value: Any) -> list[TensorKey]:
     """`input_layers`/`output_layers` in any Keras spelling -> [(layer, node, tensor), ...]."""
     if value is None:
         return []
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _triples(v)]
+        return [t for v in value.values() for t in tensor_keys(v)]
     if isinstance(value, (list, tuple)) and len(value) >= 3 and isinstance(value[0], str):
         return [(value[0], int(value[1]), int(value[2]))]
     out: list[TensorKey] = []
     for v in value or []:
-        out.extend(_triples(v))
+        out.extend(tensor_keys(v))
     return out
 
 
-def _calls(entry: dict) -> list[list[TensorKey]]:
+def call_keys(entry: dict) -> list[list[TensorKey]]:
     """Every call of a layer as its list of input tensor keys (Keras 1/2 lists, Keras 3 dicts)."""
     calls = []
     for node in entry.get("inbound_nodes") or []:

@@ -24,9 +24,7 @@ import numpy as np
 from modeltool.deps import require
 from modeltool.errors import LoadError, UnsafeContentError, UnsupportedError, UsageError
 from modeltool.ir import Model, Weight
-from modeltool.keras.graph import _calls as _graph_calls
-from modeltool.keras.graph import _triples as _graph_triples
-from modeltool.keras.graph import is_model_class, skip_first_nodes
+from modeltool.keras.graph import call_keys, is_model_class, skip_first_nodes, tensor_keys
 from modeltool.keras.legacy import normalize_layer
 from modeltool.keras.legacy_arrays import convert_layer_arrays
 
@@ -78,8 +76,8 @@ def _shift_nested_node_indices(cfg: dict) -> None:
     """Keras 2 counts a nested model's own construction as its node 0 and configs refer to its
     calls from 1 on; Keras 3 counts from 0. Shift those references (see graph.skip_first_nodes)."""
     by_name = {lc.get("name") or lc["config"].get("name"): lc for lc in cfg.get("layers", [])}
-    calls = {n: _graph_calls(lc) for n, lc in by_name.items()}
-    _, shifts = skip_first_nodes(by_name, calls, _graph_triples(cfg.get("output_layers")), report=True)
+    calls = {n: call_keys(lc) for n, lc in by_name.items()}
+    _, shifts = skip_first_nodes(by_name, calls, tensor_keys(cfg.get("output_layers")), report=True)
     if not shifts:
         return
     for lc in cfg["layers"]:
@@ -236,8 +234,10 @@ def build(
     unsafe: bool = False,
     unroll_rnn: bool = False,
     input_shapes: list | None = None,
+    notes: list[str] | None = None,
 ) -> Any:
-    """A Keras 3 model with the IR's architecture and weights, ready to run in inference mode."""
+    """A Keras 3 model with the IR's architecture and weights, ready to run in inference mode.
+    What had to be changed on the way (dropped legacy arguments) is appended to `notes`."""
     custom_objects = dict(custom_objects or {})
     check_safe(model, unsafe=unsafe, custom_objects=custom_objects)
     if model.config is None:
@@ -247,7 +247,9 @@ def build(
     if _is_subclassed(model):
         return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
-    _fit_to_keras3(cfg, keras, custom_objects)
+    dropped = _fit_to_keras3(cfg, keras)
+    if dropped and notes is not None:
+        notes.append(f"arguments Keras 3 does not take were dropped: {'; '.join(dropped[:8])}")
     custom_objects.update(_registered_aliases(cfg, custom_objects))
     custom_objects.setdefault("Functional", keras.Model)  # Model.from_config builds functional configs
     custom_objects.setdefault("Sequential", keras.Sequential)
@@ -305,22 +307,24 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-def _fit_to_keras3(cfg: dict, keras: Any, custom_objects: dict) -> None:
+def _fit_to_keras3(cfg: dict, keras: Any) -> list[str]:
     """Remove arguments a Keras 3 layer class does not take (Keras 1/2 leftovers), layer by layer,
-    and name the module of built-in layers that wrappers hold (Keras 3 needs it to find them)."""
+    and name the module of built-in layers that wrappers hold (Keras 3 needs it to find them).
+    Returns "layer: argument" for every argument dropped."""
+    dropped = []
     for layer in _all_layers(cfg):
         cls = getattr(keras.layers, layer["class_name"], None)
         if cls is not None and not layer.get("module"):
             layer["module"], layer["registered_name"] = "keras.layers", None  # wrapped layers need it
-        if cls is None or not inspect.isclass(cls) or layer["class_name"] in ("InputLayer",):
+        if cls is None or not inspect.isclass(cls) or layer["class_name"] in ("InputLayer", "Lambda"):
             continue
-        params = inspect.signature(cls.__init__).parameters
-        if any(p.kind == p.VAR_KEYWORD for p in params.values()) and layer["class_name"] in ("Lambda",):
-            continue
-        allowed = set(params) | BASE_LAYER_ARGS
+        allowed = set(inspect.signature(cls.__init__).parameters) | BASE_LAYER_ARGS
         for key in list(layer["config"]):
             if key not in allowed:
-                layer["config"].pop(key)
+                value = layer["config"].pop(key)
+                if value not in (None, False, 0, 0.0, "", [], {}):
+                    dropped.append(f"{layer['config'].get('name', layer['class_name'])}: {key}={value!r}")
+    return dropped
 
 
 def _all_layers(cfg: dict) -> Iterator[dict]:
