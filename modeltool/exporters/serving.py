@@ -29,7 +29,7 @@ class ExportOptions:
     allow_flex: bool = False
     device: str = "cpu"
     #: ONNX: constants larger than this are kept out of tf2onnx and attached afterwards
-    detach_bytes: int = 1 << 20
+    detach_bytes: int = 1 << 16
     #: ONNX: weights from this size on go to `<name>.onnx.data` (protobuf cannot exceed 2 GB)
     external_data_bytes: int = (1 << 31) - (64 << 20)
     seed: int = 0
