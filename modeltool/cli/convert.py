@@ -7,7 +7,7 @@ import sys
 import click
 
 from modeltool.cli.options import comparison_options
-from modeltool.cli.output import echo_json
+from modeltool.cli.output import emit
 
 
 @click.command("convert")
@@ -38,7 +38,6 @@ def convert_cmd(src: str, dst: str, to: str | None, force: bool, opset: int | No
     .json .yaml .ckpt) or a trailing / (SavedModel). The result is verified against SRC (exit 1 on a
     mismatch, nothing written) and written atomically."""
     from modeltool.convert import ConvertOptions, convert
-    from modeltool.errors import CheckFailed
     from modeltool.exporters.serving import ExportOptions, parse_shapes
 
     export_options = ExportOptions(
@@ -55,9 +54,4 @@ def convert_cmd(src: str, dst: str, to: str | None, force: bool, opset: int | No
     report = convert(
         src, dst, options, export_options, progress=(lambda s: click.echo(f"[{s}] ...", err=True)) if show else None
     )
-    if as_json:
-        echo_json(report.to_dict())
-    else:
-        click.echo(report.render())
-    if not report.passed:
-        raise CheckFailed(f"{dst}: verification failed; nothing written")
+    emit(report, as_json, f"{dst}: verification failed; nothing written")

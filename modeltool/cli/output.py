@@ -37,3 +37,15 @@ def _finite(value: Any) -> Any:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False))
+
+
+def emit(report: Any, as_json: bool, failure: str) -> None:
+    """Print a report (JSON or its text table); a report that did not pass is exit 1."""
+    from modeltool.errors import CheckFailed
+
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.render())
+    if not report.passed:
+        raise CheckFailed(failure)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modeltool.cli.options import comparison_options
-from modeltool.cli.output import echo_json
+from modeltool.cli.output import emit
 
 
 @click.command("verify")
@@ -26,7 +26,6 @@ def verify_cmd(reference: str, target: str, signature: str | None, quantized: st
     """Compare REFERENCE and TARGET (any runnable formats). Exit 0 on match, 1 on mismatch,
     2 when their inputs/outputs cannot be paired or a file is unusable."""
     from modeltool.convert import tolerance_for
-    from modeltool.errors import CheckFailed
     from modeltool.exporters.serving import parse_shapes
     from modeltool.keras.rebuild import load_custom_objects
     from modeltool.verify import verify_files
@@ -36,9 +35,4 @@ def verify_cmd(reference: str, target: str, signature: str | None, quantized: st
         batch=batch, shapes=parse_shapes(input_shapes), device=device,
         custom_objects=load_custom_objects(custom_objects), unsafe=unsafe, signature=signature,
     )  # fmt: skip
-    if as_json:
-        echo_json(report.to_dict())
-    else:
-        click.echo(report.render())
-    if not report.passed:
-        raise CheckFailed(f"{target}: outputs differ from {reference}")
+    emit(report, as_json, f"{target}: outputs differ from {reference}")

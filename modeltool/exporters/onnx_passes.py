@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,23 +26,15 @@ KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.
 
 
 def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str]) -> list[str]:
-    """Apply every pass; returns a line per fix applied (for the report)."""
-    fixes = []
-    n = attach_initializers(proto, detached)
-    if n:
-        fixes.append(f"attached {n} large constants as initializers")
-    n = fold_transposes(proto)
-    if n:
-        fixes.append(f"folded {n} weight transposes")
-    n = fold_conv_scale(proto)
-    if n:
-        fixes.append(f"folded {n} per-channel scales into convolutions")
-    n = fix_grouped_convs(proto)
-    if n:
-        fixes.append(f"set group on {n} grouped convolutions")
-    n = rewrite_erfc(proto)
-    if n:
-        fixes.append(f"rewrote {n} Erfc ops as 1 - Erf")
+    """Apply every pass in order; returns a line per fix applied (for the report)."""
+    passes: list[tuple[Callable[[Any], int], str]] = [
+        (lambda p: attach_initializers(p, detached), "attached {n} large weights as initializers"),
+        (fold_transposes, "folded {n} weight transposes"),
+        (fold_conv_scale, "folded {n} per-channel scales into convolutions"),
+        (fix_grouped_convs, "set group on {n} grouped convolutions"),
+        (rewrite_erfc, "rewrote {n} Erfc ops as 1 - Erf"),
+    ]
+    fixes = [message.format(n=n) for fn, message in passes if (n := fn(proto))]
     rename_boundary(proto, inputs, outputs)
     name_dynamic_dims(proto)
     return fixes
