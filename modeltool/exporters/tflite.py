@@ -10,7 +10,6 @@ timesteps (from the model or --input-shape).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +17,7 @@ import numpy as np
 
 from modeltool.deps import require
 from modeltool.errors import UnsupportedError, UsageError
-from modeltool.exporters import savedmodel
-from modeltool.exporters.serving import ExportOptions, input_specs
+from modeltool.exporters.serving import ExportOptions, input_specs, serving_function
 from modeltool.ir import Model
 
 QUANTIZE_MODES = ("float16", "dynamic", "int8")
@@ -29,12 +27,13 @@ CALIBRATION_SAMPLES = 32
 def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
     """Write `native` as a .tflite file; returns details (quantization, ops, Flex use)."""
     tf = require("tensorflow", "converting to TFLite")
-    with tempfile.TemporaryDirectory(prefix="modeltool-tflite-") as tmp:
-        # via a SavedModel: the converter then freezes the variables and keeps the named signature
-        # (from_concrete_functions keeps READ_VARIABLE ops whose values never arrive)
-        savedmodel.write(native, ir, tmp, options)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        return _convert(tf, converter, native, ir, path, options)
+    concrete = serving_function(native, ir, options.input_shapes).get_concrete_function()
+    # The converter freezes the variables it finds through `trackable_obj`; it must see the
+    # tf.Variables under Keras 3's variables, or it keeps READ_VARIABLE ops whose values never arrive.
+    holder = tf.Module()
+    holder.variables_ = [getattr(v, "value", v) for v in native.weights]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
+    return _convert(tf, converter, native, ir, path, options)
 
 
 def _convert(
