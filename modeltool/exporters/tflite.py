@@ -31,7 +31,7 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     # The converter freezes the variables it finds through `trackable_obj`; it must see the
     # tf.Variables under Keras 3's variables, or it keeps READ_VARIABLE ops whose values never arrive.
     holder = tf.Module()
-    holder.variables_ = [getattr(v, "value", v) for v in native.weights]
+    holder.variables_ = [getattr(v, "value", v) for v in native.variables]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     return _convert(tf, converter, native, ir, path, options)
 
