@@ -21,6 +21,7 @@ from modeltool.exporters import EXPORTERS, RUNNABLE, target_for
 from modeltool.exporters.serving import ExportOptions
 from modeltool.formats import Format
 from modeltool.ir import Model
+from modeltool.loaders.keras_common import path_size
 from modeltool.verify import TOLERANCES, Tolerance, VerifyReport
 
 Progress = Callable[[str], None]
@@ -85,12 +86,6 @@ class ConvertReport:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
-
-
-def output_size(path: str) -> int:
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
-    return os.path.getsize(path) if os.path.exists(path) else 0
 
 
 @dataclass
@@ -181,7 +176,7 @@ def convert(
         with atomic_path(dst, force=options.force) as tmp:
             with _step(report, "convert", progress):
                 report.details = exporter(native, ir, tmp, eo)
-            report.size_after = output_size(tmp)
+            report.size_after = path_size(tmp)
             if target not in RUNNABLE:
                 from modeltool.exporters.keras import roundtrip
 

@@ -34,7 +34,7 @@ def keras_model(
     meta = Metadata(
         format=fmt.value,
         format_description=describe(fmt),
-        file_size=_size(path),
+        file_size=path_size(path),
         writer={k: str(v) for k, v in writer.items() if v is not None},
         training=training,
         extra=extra or {},
@@ -100,7 +100,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _size(path: str) -> int:
+def path_size(path: str) -> int:
+    """Bytes of a file, or of every file under a directory (SavedModels, checkpoint folders)."""
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
     return os.path.getsize(path)
