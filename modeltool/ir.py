@@ -38,9 +38,12 @@ class TensorSpec:
     name: str
     shape: Shape | None
     dtype: str | None
+    #: the graph tensor behind a signature key ("serving_default_x:0"), where it differs
+    tensor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": shape_to_list(self.shape), "dtype": self.dtype}
+        out = {"name": self.name, "shape": shape_to_list(self.shape), "dtype": self.dtype}
+        return {**out, "tensor": self.tensor} if self.tensor else out
 
 
 @dataclass

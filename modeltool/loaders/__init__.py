@@ -24,6 +24,9 @@ LOADERS: dict[Format, str] = {
     Format.KERAS_YAML: "modeltool.loaders.keras_text:load_yaml",
     Format.ONNX: "modeltool.loaders.onnx_model:load",
     Format.TFLITE: "modeltool.loaders.tflite_model:load",
+    Format.SAVEDMODEL: "modeltool.loaders.savedmodel:load",
+    Format.CHECKPOINT: "modeltool.loaders.checkpoint:load",
+    Format.GRAPHDEF: "modeltool.loaders.graphdef:load",
 }
 
 

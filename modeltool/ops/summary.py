@@ -216,7 +216,8 @@ def _header(model: Model) -> list[str]:
     for sig in model.signatures:
         ins = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.inputs)
         outs = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.outputs)
-        lines.append(f" Signature {sig.name!r}: ({ins}) -> ({outs})")
+        method = f"  [{sig.method}]" if sig.method else ""
+        lines.append(f" Signature {sig.name!r}: ({ins}) -> ({outs}){method}")
     tr = meta.training
     if tr:
         opt = tr.get("optimizer") or "?"
@@ -234,10 +235,31 @@ def _header(model: Model) -> list[str]:
         elif "flex" in item["flags"]:
             lines.append(f" ! Flex (Select TF) op {item['class_name']} at {item['layer']}")
     extra = meta.extra
+    lines.extend(_tf_lines(extra))
     if extra.get("flex_ops"):
         lines.append(f" TFLite Flex ops: {', '.join(extra['flex_ops'])} (need the Select TF ops runtime)")
     if extra.get("opsets"):
         lines.append(" Opsets: " + ", ".join(f"{k} {v}" for k, v in extra["opsets"].items()))
+    return lines
+
+
+def _tf_lines(extra: dict[str, Any]) -> list[str]:
+    """What SavedModels, checkpoints and GraphDefs add to the header."""
+    lines = []
+    labels = [("origin", "Origin"), ("checkpoint_kind", "Checkpoint"), ("architecture", "Architecture")]
+    for key, label in labels:
+        if extra.get(key):
+            lines.append(f" {label}: {extra[key]}")
+    if extra.get("tags"):
+        lines.append(" Tags: " + "; ".join(",".join(t) for t in extra["tags"]))
+    if extra.get("assets"):
+        lines.append(f" Assets: {', '.join(extra['assets'][:8])}{' ...' if len(extra['assets']) > 8 else ''}")
+    if extra.get("training_state_variables"):
+        lines.append(f" Training state: {extra['training_state_variables']} optimizer/metric variables (not counted)")
+    hist = extra.get("op_histogram")
+    if hist:
+        top = ", ".join(f"{op} {n}" for op, n in list(hist.items())[:10])
+        lines.append(f" Ops ({sum(hist.values())} nodes, {len(hist)} types): {top}{' ...' if len(hist) > 10 else ''}")
     return lines
 
 

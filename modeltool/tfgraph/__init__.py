@@ -1,0 +1,1 @@
+"""TensorFlow graph formats read without TensorFlow: protobuf schemas, checkpoint bundles, GraphDefs."""

@@ -1,0 +1,240 @@
+"""A TF GraphDef as the IR's op-level graph: nodes, boundary tensors and constant weights.
+
+Frozen graphs and TF1 meta graphs name no inputs or outputs. Inputs are the Placeholders; outputs
+are the nodes nothing consumes, less the bookkeeping ops (NoOp, Const, Assert, SaveV2, variable
+initializers, summaries, ...). Both can be given by the user as `NAME[:SHAPE]` lists, with or
+without the `:0` tensor suffix.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from modeltool.errors import UsageError
+from modeltool.ir import Graph, Node, TensorSpec, Weight
+from modeltool.tfgraph import protos
+
+#: ops that are never a model output even when nothing consumes them
+NOT_OUTPUTS = {
+    "NoOp", "Const", "Assert", "SaveV2", "Save", "SaveSlices", "RestoreV2", "Restore", "RestoreSlice",
+    "MergeV2Checkpoints", "ShardedFilename", "StringJoin", "Assign", "AssignVariableOp", "AssignAdd",
+    "AssignSub", "VarHandleOp", "VarIsInitializedOp", "VariableV2", "Variable", "IsVariableInitialized",
+    "Placeholder", "PlaceholderWithDefault", "ScalarSummary", "HistogramSummary", "MergeSummary",
+    "ImageSummary", "Print", "PrintV2", "ReadVariableOp", "TensorSummaryV2",
+    "WriteScalarSummary", "SummaryWriter", "FlushSummaryWriter", "ControlTrigger",
+}  # fmt: skip
+#: name scopes of training and saving machinery in TF1 graphs
+NOT_OUTPUT_SCOPES = ("save/", "gradients/", "init", "report_uninitialized", "train/", "Adam", "GradientDescent",
+                     "Momentum", "RMSProp", "Adagrad", "beta1_power", "beta2_power", "global_step", "summaries/")  # fmt: skip
+CONST_OPS = {"Const"}
+
+
+def node_name(tensor: str) -> str:
+    """'scope/op:1' -> 'scope/op'; '^ctrl' -> 'ctrl'."""
+    return tensor.lstrip("^").split(":")[0]
+
+
+def tensor_name(name: str) -> str:
+    """'op' -> 'op:0' (a tensor name as TensorFlow wants it)."""
+    return name if ":" in name else f"{name}:0"
+
+
+def parse_io(values: str | Iterable[str] | None, what: str) -> list[tuple[str, tuple | None]]:
+    """`--inputs X:1,28,28` style values (comma-separated or repeated) -> [(name, shape or None)].
+
+    A shape is `D1xD2x...` or a bracketed list after the last `:`; a bare number after `:` is an
+    output index (`op:0`)."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    out: list[tuple[str, tuple | None]] = []
+    for item in items:
+        for part in _split_top(item):
+            part = part.strip()
+            if not part:
+                continue
+            name, shape = part, None
+            if "[" in part:
+                name, _, rest = part.partition("[")
+                name = name.rstrip(":")
+                shape = _dims(rest.rstrip("]").split(","), part, what)
+            elif part.count(":") >= 1 and "x" in part.rsplit(":", 1)[1]:
+                name, dims = part.rsplit(":", 1)
+                shape = _dims(dims.split("x"), part, what)
+            out.append((name, shape))
+    return out
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+def _dims(raw: list[str], part: str, what: str) -> tuple:
+    try:
+        return tuple(None if d.strip() in ("?", "-1", "None", "") else int(d) for d in raw)
+    except ValueError as exc:
+        raise UsageError(f"--{what} {part!r}: shape must be integers or ? (e.g. X:1x28x28 or X[1,28,28])") from exc
+
+
+def _shape_attr(attrs: dict[str, Any]) -> tuple | None:
+    if "shape" in attrs and attrs["shape"].HasField("shape"):
+        return protos.shape_of(attrs["shape"].shape)
+    shapes = attrs.get("_output_shapes")
+    if shapes is not None and len(shapes.list.shape):
+        return protos.shape_of(shapes.list.shape[0])
+    return None
+
+
+def _dtype_attr(attrs: dict[str, Any]) -> str | None:
+    for key in ("dtype", "T", "DstT", "out_type"):
+        if key in attrs and attrs[key].type:
+            return protos.dtype_name(attrs[key].type)
+    return None
+
+
+def op_histogram(nodes: Iterable[Any]) -> dict[str, int]:
+    """{op type: count}, most frequent first."""
+    return dict(Counter(n.op for n in nodes).most_common())
+
+
+def function_nodes(graph_def: Any) -> Iterator[Any]:
+    """Every NodeDef of the graph and of its function library (TF2 graphs live in functions)."""
+    yield from graph_def.node
+    for fn in graph_def.library.function:
+        yield from fn.node_def
+
+
+def detect_outputs(graph_def: Any) -> list[str]:
+    """Nodes nothing consumes that compute something (training/saving machinery skipped)."""
+    consumed = {node_name(i) for n in graph_def.node for i in n.input}
+    out = []
+    for n in graph_def.node:
+        if n.name in consumed or n.op in NOT_OUTPUTS:
+            continue
+        if n.name.startswith(NOT_OUTPUT_SCOPES) or "/" in n.name and n.name.split("/")[0] in ("save", "gradients"):
+            continue
+        if n.op.startswith(("Apply", "ResourceApply", "Save", "Restore")) or n.op.endswith("Summary"):
+            continue
+        out.append(n.name)
+    return out
+
+
+def boundary(
+    graph_def: Any, inputs: list[tuple[str, tuple | None]], outputs: list[tuple[str, tuple | None]], source: str
+) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input and output specs: the user's names (checked against the graph) or the detected ones."""
+    by_name = {n.name: n for n in graph_def.node}
+    if inputs:
+        ins = []
+        for name, shape in inputs:
+            node = by_name.get(node_name(name))
+            if node is None:
+                raise UsageError(f"{source}: --inputs names {name!r}, which is not a node of the graph")
+            attrs = protos.attrs_of(node)
+            ins.append(TensorSpec(node_name(name) if name.endswith(":0") or ":" not in name else name,
+                                  shape if shape is not None else _shape_attr(attrs), _dtype_attr(attrs)))  # fmt: skip
+    else:
+        ins = []
+        for n in graph_def.node:
+            if n.op == "Placeholder":
+                attrs = protos.attrs_of(n)
+                ins.append(TensorSpec(n.name, _shape_attr(attrs), _dtype_attr(attrs)))
+    names = [name for name, _ in outputs] or detect_outputs(graph_def)
+    outs = []
+    for name in names:
+        node = by_name.get(node_name(name))
+        if node is None:
+            raise UsageError(f"{source}: --outputs names {name!r}, which is not a node of the graph")
+        attrs = protos.attrs_of(node)
+        shown = node_name(name) if name.endswith(":0") or ":" not in name else name
+        outs.append(TensorSpec(shown, _shape_attr(attrs), _dtype_attr(attrs)))
+    return ins, outs
+
+
+def op_graph(graph_def: Any, ins: list[TensorSpec], outs: list[TensorSpec], name: str | None = None) -> Graph:
+    """The IR graph: one Node per NodeDef (data inputs only; control edges kept as flags)."""
+    nodes = []
+    for n in graph_def.node:
+        attrs = protos.attrs_of(n)
+        data = [i for i in n.input if not i.startswith("^")]
+        shape = _const_shape(attrs) if n.op in CONST_OPS else _shape_attr(attrs)
+        node = Node(n.name, n.op, {}, [data] if data else [], [shape], params=0, trainable_params=0)
+        if n.op in CONST_OPS and shape is not None:
+            size = int(np.prod(shape)) if shape else 1
+            if _is_weight(attrs, shape):
+                node.params, node.trainable_params = size, 0
+        nodes.append(node)
+    return Graph(nodes, ins, outs, "op", name)
+
+
+def _const_shape(attrs: dict[str, Any]) -> tuple | None:
+    value = attrs.get("value")
+    if value is None or not value.HasField("tensor"):
+        return None
+    return protos.shape_of(value.tensor.tensor_shape)
+
+
+def _is_weight(attrs: dict[str, Any], shape: tuple) -> bool:
+    """A constant counts as a weight when it is a float tensor (not a shape, axis or scalar knob)."""
+    dtype = protos.dtype_name(attrs["value"].tensor.dtype) if "value" in attrs else None
+    return dtype in ("float32", "float64", "float16", "bfloat16") and len(shape) >= 1
+
+
+def const_weights(graph_def: Any) -> list[Weight]:
+    """Float constants of rank >= 1 as read-on-demand weights (frozen variables)."""
+    out = []
+    for n in graph_def.node:
+        if n.op not in CONST_OPS:
+            continue
+        attrs = protos.attrs_of(n)
+        shape = _const_shape(attrs)
+        if shape is None or not _is_weight(attrs, shape):
+            continue
+        tensor = attrs["value"].tensor
+        out.append(Weight(n.name, n.name, "value", shape, protos.dtype_name(tensor.dtype), False, _tensor_reader(tensor, shape)))
+    return out
+
+
+def _tensor_reader(tensor: Any, shape: tuple) -> Any:
+    def read() -> Iterator[np.ndarray]:
+        yield tensor_value(tensor, shape)
+
+    return read
+
+
+def tensor_value(tensor: Any, shape: tuple | None = None) -> np.ndarray:
+    """A TensorProto's values (tensor_content bytes, or the typed repeated field, broadcast)."""
+    dtype = np.dtype(protos.dtype_name(tensor.dtype))
+    shape = protos.shape_of(tensor.tensor_shape) if shape is None else shape
+    size = int(np.prod(shape)) if shape else 1
+    if tensor.tensor_content:
+        return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
+    field = {"f": tensor.float_val, "i": tensor.int_val, "u": tensor.int_val, "b": tensor.bool_val}
+    values = tensor.double_val if dtype == np.float64 else tensor.int64_val if dtype == np.int64 else None
+    if dtype == np.float16:
+        values = np.array(list(tensor.half_val), dtype=np.uint16).view(np.float16)
+    if values is None:
+        values = field.get(dtype.kind, tensor.float_val)
+    arr = np.array(list(values), dtype=dtype)
+    if arr.size == size:
+        return arr.reshape(shape)
+    if arr.size == 0:
+        return np.zeros(shape, dtype)
+    return np.concatenate([arr, np.full(size - arr.size, arr[-1], dtype)]).reshape(shape)  # last value repeats
