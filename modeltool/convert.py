@@ -17,7 +17,7 @@ from typing import Any
 
 from modeltool.atomic import atomic_path, check_destination
 from modeltool.errors import UnsupportedError, UsageError
-from modeltool.exporters import EXPORTERS, RUNNABLE, target_for
+from modeltool.exporters import EXPORTERS, GRAPH_EXPORTERS, RUNNABLE, target_for
 from modeltool.exporters.serving import ExportOptions
 from modeltool.formats import Format
 from modeltool.ir import Model
@@ -26,6 +26,7 @@ from modeltool.verify import TOLERANCES, Tolerance, VerifyReport
 
 Progress = Callable[[str], None]
 KERAS_SOURCES = {Format.KERAS_H5.value, Format.KERAS_V3.value, Format.KERAS_JSON.value, Format.KERAS_YAML.value}
+GRAPH_SOURCES = {Format.SAVEDMODEL.value, Format.GRAPHDEF.value, Format.CHECKPOINT.value}
 RNN_LAYERS = {"LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"}
 
 
@@ -102,6 +103,11 @@ class ConvertOptions:
     rtol: float | None = None
     input_data: str | None = None
     batch: int = 2
+    #: graph sources: SavedModel signature, GraphDef/TF1 boundary, checkpoint architecture
+    signature: str | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    config: str | None = None
 
 
 def tolerance_for(quantize: str | None, atol: float | None, rtol: float | None) -> Tolerance:
@@ -139,7 +145,7 @@ def convert(
 ) -> ConvertReport:
     """Convert `src` to `dst` (target from its name or `options.to`); see the module docstring."""
     from modeltool.keras.rebuild import build, load_custom_objects
-    from modeltool.loaders import load
+    from modeltool.loaders import load, source_options
 
     options = options or ConvertOptions()
     eo = export_options or ExportOptions()
@@ -149,16 +155,20 @@ def convert(
     eo.final_path = dst.rstrip("/")
     report = ConvertReport(src, "?", target, dst.rstrip("/"))
     with _step(report, "load", progress):
-        ir = load(src, **({"weights_from": options.weights_from} if options.weights_from else {}))
+        ir = load(src, **source_options(weights_from=options.weights_from, config=options.config,
+                                         inputs=options.inputs, outputs=options.outputs))  # fmt: skip
     report.source_format, report.size_before = ir.format, ir.metadata.file_size
     if ir.format in (Format.KERAS_H5_WEIGHTS.value, Format.KERAS3_WEIGHTS.value):
         raise UnsupportedError(
             f"{src}: holds weights only, no architecture; convert the architecture (JSON/YAML with --weights-from "
             f"{os.path.basename(src)}, or a full .h5/.keras model)"
         )
-    if ir.format not in KERAS_SOURCES:
+    if ir.format in GRAPH_SOURCES and ir.config is None:
+        return _convert_graph(ir, src, dst, target, options, eo, report, progress)
+    if ir.format not in KERAS_SOURCES and not (ir.format == Format.CHECKPOINT.value and ir.config is not None):
         raise UnsupportedError(
-            f"{src}: converting from {ir.metadata.format_description} is not supported (Keras sources only)"
+            f"{src}: converting from {ir.metadata.format_description} is not supported (ONNX and TFLite files are "
+            "inspection and verification formats)"
         )
     custom = load_custom_objects(options.custom_objects)
     shapes = [eo.input_shapes.get(s.name) for s in ir.graph.inputs] if eo.input_shapes and ir.graph else None
@@ -170,18 +180,73 @@ def convert(
             native = _unrolled(build, ir, custom, options, shapes, report)
     if options.unsafe:
         report.warnings.append("--unsafe: Python code from the model file (Lambda layers) was run")
-    module_name, func_name = EXPORTERS[target].split(":")
+
+    def reference_runner() -> Any:
+        from modeltool.runners.keras import KerasRunner
+
+        return KerasRunner(reference, ir)
+
+    def roundtrip_check(tmp: str) -> dict[str, Any]:
+        from modeltool.exporters.keras import roundtrip
+
+        return roundtrip(target, native, tmp, custom)
+
+    return _export(native, ir, dst, target, EXPORTERS, options, eo, report, progress, reference_runner,
+                   roundtrip_check)  # fmt: skip
+
+
+def _convert_graph(
+    ir: Model, src: str, dst: str, target: str, options: ConvertOptions, eo: ExportOptions,
+    report: ConvertReport, progress: Progress | None,
+) -> ConvertReport:  # fmt: skip
+    """A SavedModel, frozen GraphDef or TF1 checkpoint: frozen once, written from the frozen graph,
+    verified against the source run by TensorFlow from the file itself."""
+    from modeltool.tfgraph.native import from_ir
+
+    if target not in GRAPH_EXPORTERS:
+        raise UnsupportedError(
+            f"{src}: a {ir.metadata.format_description} has no Keras layers to write as {target}; "
+            f"convert it to {', '.join(GRAPH_EXPORTERS)}"
+        )
+    if ir.format == Format.CHECKPOINT.value and not os.path.isfile(ir.path + ".meta"):
+        raise UnsupportedError(
+            f"{src}: the checkpoint holds variables only (no .meta graph, no architecture); "
+            "pass --config model.json|.yaml|.h5|.keras to convert it"
+        )
+    with _step(report, "freeze", progress):
+        frozen = from_ir(ir, options.signature)
+    if frozen.saved_model is not None:
+        report.details["signature"] = frozen.saved_model[1]
+
+    def reference_runner() -> Any:
+        if ir.format == Format.SAVEDMODEL.value:
+            from modeltool.runners.savedmodel import SavedModelRunner
+
+            return SavedModelRunner(src, frozen.saved_model[1] if frozen.saved_model else options.signature)
+        from modeltool.runners.tfgraph import GraphRunner
+
+        return GraphRunner(frozen, src)
+
+    return _export(frozen, ir, dst, target, GRAPH_EXPORTERS, options, eo, report, progress, reference_runner, None)
+
+
+def _export(
+    native: Any, ir: Model, dst: str, target: str, table: dict[str, str], options: ConvertOptions,
+    eo: ExportOptions, report: ConvertReport, progress: Progress | None, reference_runner: Callable[[], Any],
+    roundtrip_check: Callable[[str], dict[str, Any]] | None,
+) -> ConvertReport:  # fmt: skip
+    """Write to a temporary sibling, check it (verification or round trip), rename into place."""
+    module_name, func_name = table[target].split(":")
     exporter = getattr(importlib.import_module(module_name), func_name)
     try:
         with atomic_path(dst, force=options.force) as tmp:
             with _step(report, "convert", progress):
-                report.details = exporter(native, ir, tmp, eo)
+                report.details = {**report.details, **exporter(native, ir, tmp, eo)}
             report.size_after = path_size(tmp)
             if target not in RUNNABLE:
-                from modeltool.exporters.keras import roundtrip
-
-                with _step(report, "roundtrip", progress):
-                    report.details.update(roundtrip(target, native, tmp, custom))
+                if roundtrip_check is not None:
+                    with _step(report, "roundtrip", progress):
+                        report.details.update(roundtrip_check(tmp))
             elif options.verify and report.details.get("flex_ops"):
                 report.warnings.append(
                     "verification skipped: the model needs Select TF (Flex) ops, which neither LiteRT's stock "
@@ -189,7 +254,7 @@ def convert(
                 )
             elif options.verify:
                 with _step(report, "verify", progress):
-                    report.verification = _verify(reference, ir, tmp, target, eo, options)
+                    report.verification = _verify(reference_runner(), ir, tmp, target, eo, options)
             report.warnings += eo.warnings
             if not report.passed:
                 raise _Discard
@@ -226,13 +291,13 @@ def _unrolled(
 def _verify(
     reference: Any, ir: Model, path: str, target: str, eo: ExportOptions, options: ConvertOptions
 ) -> VerifyReport:
-    from modeltool.runners.keras import KerasRunner
+    """Run `reference` (an un-entered runner of the source) and the written file on the same inputs."""
     from modeltool.verify import compare, npz_feed, random_feed
 
     runner = _target_runner(target, path, eo.device)
     runner.label = eo.final_path or path  # the report names where the file lands, not its temporary name
     tol = tolerance_for(eo.quantize, options.atol, options.rtol)
-    with KerasRunner(reference, ir) as ref, runner as tgt:
+    with reference as ref, runner as tgt:
         specs = ref.input_specs()
         if options.input_data:
             feed, source = npz_feed(options.input_data, specs), os.path.basename(options.input_data)
@@ -253,6 +318,12 @@ def _target_runner(target: str, path: str, device: str) -> Any:
         from modeltool.runners.tflite import TFLiteRunner
 
         return TFLiteRunner(path)
+    if target == "pb":
+        from modeltool.loaders import load
+        from modeltool.runners.tfgraph import GraphRunner
+        from modeltool.tfgraph.native import from_ir
+
+        return GraphRunner(from_ir(load(path)), path)
     from modeltool.runners.savedmodel import SavedModelRunner
 
     return SavedModelRunner(path)

@@ -47,7 +47,15 @@ def require(name: str, purpose: str = "") -> ModuleType:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
         with _silenced_stderr(quiet):
-            return importlib.import_module(name)
+            module = importlib.import_module(name)
+        if quiet and "tensorflow" in sys.modules and not os.environ.get("MODELTOOL_DEBUG"):
+            # v1-API deprecation notices (ours and tf2onnx's) are not the user's concern
+            sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+        if quiet and name == "tf2onnx" and not os.environ.get("MODELTOOL_DEBUG"):
+            import logging
+
+            logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)  # modeltool reports what failed, once
+        return module
     except ImportError as exc:
         extra = EXTRAS.get(name.split(".")[0], "all")
         hint = "pip install modeltool" if extra == "core" else f"pip install 'modeltool[{extra}]'"

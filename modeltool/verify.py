@@ -339,14 +339,18 @@ def verify_files(
     custom_objects: dict[str, Any] | None = None,
     unsafe: bool = False,
     signature: str | None = None,
+    inputs: str | None = None,
+    outputs: str | None = None,
+    config: str | None = None,
 ) -> VerifyReport:
-    """Compare any two runnable model files (`modeltool verify A B`)."""
+    """Compare any two runnable model files (`modeltool verify A B`). `inputs`/`outputs`/`config`
+    apply to whichever of the two is a GraphDef or checkpoint."""
     from modeltool.runners import open_runner
 
-    ref_runner = open_runner(
-        reference, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe
-    )
-    tgt_runner = open_runner(target, device=device, signature=signature, custom_objects=custom_objects, unsafe=unsafe)
+    common = {"device": device, "signature": signature, "custom_objects": custom_objects, "unsafe": unsafe,
+              "inputs": inputs, "outputs": outputs, "config": config}  # fmt: skip
+    ref_runner = open_runner(reference, **common)
+    tgt_runner = open_runner(target, **common)
     ir = getattr(ref_runner, "ir", None) or getattr(tgt_runner, "ir", None)
     with ref_runner as ref, tgt_runner as tgt:
         specs = ref.input_specs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from modeltool.cli.options import inspect_source_options
 from modeltool.cli.output import echo_json
 
 
@@ -19,19 +20,22 @@ from modeltool.cli.output import echo_json
     default=None,
     help="Weights file (H5 / .weights.h5) to attach to a JSON/YAML architecture.",
 )
+@inspect_source_options
 def inspect_cmd(
-    path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None
-) -> None:
+    path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None,
+    graph_inputs: str | None, graph_outputs: str | None, arch_config: str | None,
+) -> None:  # fmt: skip
     """Summarize a model file: format, writer, inputs, outputs, layers, parameters.
 
-    Reads Keras H5 (1/2/3), .keras, .weights.h5, JSON/YAML configs, ONNX and TFLite without
-    importing TensorFlow. Lambda bytecode and custom objects are shown, never executed.
+    Reads Keras H5 (1/2/3), .keras, .weights.h5, JSON/YAML configs, ONNX, TFLite, SavedModels,
+    checkpoints and frozen GraphDefs without importing TensorFlow. Lambda bytecode and custom
+    objects are shown, never executed.
     """
     from modeltool.errors import UsageError
-    from modeltool.loaders import load
+    from modeltool.loaders import load, source_options
     from modeltool.ops.summary import layer_detail, model_to_dict, render_layer, render_weights
 
-    options = {"weights_from": weights_from} if weights_from else {}
+    options = source_options(weights_from=weights_from, inputs=graph_inputs, outputs=graph_outputs, config=arch_config)
     model = load(path, **options)
     if layer is not None:
         key: str | int = int(layer) if layer.lstrip("-").isdigit() else layer

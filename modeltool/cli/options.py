@@ -30,3 +30,26 @@ def comparison_options(f: F) -> F:
     ]):  # fmt: skip
         f = decorator(f)
     return f
+
+
+def source_options(f: F, *, signature: bool = True) -> F:
+    """--inputs/--outputs (GraphDef, TF1 checkpoint), --config (checkpoint architecture), --signature."""
+    decorators = [
+        click.option("--inputs", "graph_inputs", default=None, metavar="NAME[:SHAPE],..",
+                     help="Frozen GraphDef / TF1 checkpoint inputs (default: the Placeholders), e.g. X:1x784."),
+        click.option("--outputs", "graph_outputs", default=None, metavar="NAME,..",
+                     help="Frozen GraphDef / TF1 checkpoint outputs (default: detected), with or without :0."),
+        click.option("--config", "arch_config", type=click.Path(path_type=str), default=None,
+                     help="Keras architecture (.json/.yaml/.h5/.keras) for a checkpoint's variables."),
+    ]
+    if signature:
+        decorators.append(click.option("--signature", default=None,
+                                       help="SavedModel signature (default serving_default, else the only one)."))
+    for decorator in reversed(decorators):  # fmt: skip
+        f = decorator(f)
+    return f
+
+
+def inspect_source_options(f: F) -> F:
+    """`inspect` shows every signature, so it takes the boundary and architecture options only."""
+    return source_options(f, signature=False)

@@ -15,12 +15,21 @@ EXPORTERS: dict[str, str] = {
     "json": "modeltool.exporters.keras:export_json",
     "yaml": "modeltool.exporters.keras:export_yaml",
     "checkpoint": "modeltool.exporters.keras:export_checkpoint",
+    "pb": "modeltool.exporters.graphdef:export",
+}
+#: the same targets from a TF graph source (a `FrozenGraph`); Keras targets need Keras layers
+GRAPH_EXPORTERS: dict[str, str] = {
+    "onnx": "modeltool.exporters.graph:to_onnx",
+    "tflite": "modeltool.exporters.graph:to_tflite",
+    "savedmodel": "modeltool.exporters.graph:to_savedmodel",
+    "pb": "modeltool.exporters.graph:to_pb",
 }
 #: targets that are run and compared against the source; the others get a round-trip check
-RUNNABLE = {"onnx", "tflite", "savedmodel"}
+RUNNABLE = {"onnx", "tflite", "savedmodel", "pb"}
 SUFFIXES = [
     (".weights.h5", "weights.h5"), (".onnx", "onnx"), (".tflite", "tflite"), (".keras", "keras"),
     (".h5", "h5"), (".hdf5", "h5"), (".json", "json"), (".yaml", "yaml"), (".yml", "yaml"), (".ckpt", "checkpoint"),
+    (".pb", "pb"),
 ]  # fmt: skip
 
 
@@ -30,6 +39,8 @@ def target_for(dst: str, to: str | None = None) -> str:
         to = to.lower().lstrip(".")
         if to in ("saved_model", "saved-model", "dir"):
             to = "savedmodel"
+        if to in ("graphdef", "frozen"):
+            to = "pb"
         if to not in EXPORTERS:
             raise UsageError(f"--to {to}: unknown target; choose from {', '.join(EXPORTERS)}")
         return to
@@ -40,6 +51,6 @@ def target_for(dst: str, to: str | None = None) -> str:
         if lower.endswith(suffix):
             return target
     raise UsageError(
-        f"{dst}: cannot tell the target from the name; use a suffix (.onnx .tflite .keras .h5 .weights.h5 .json "
-        ".yaml .ckpt), a trailing / for a SavedModel, or --to"
+        f"{dst}: cannot tell the target from the name; use a suffix (.onnx .tflite .pb .keras .h5 .weights.h5 "
+        ".json .yaml .ckpt), a trailing / for a SavedModel, or --to"
     )

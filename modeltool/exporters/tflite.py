@@ -10,7 +10,7 @@ timesteps (from the model or --input-shape).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from modeltool.deps import require
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.exporters.serving import ExportOptions, input_specs, serving_function
-from modeltool.ir import Model
+from modeltool.ir import Model, TensorSpec
 
 QUANTIZE_MODES = ("float16", "dynamic", "int8")
 CALIBRATION_SAMPLES = 32
@@ -33,16 +33,19 @@ def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> 
     holder = tf.Module()
     holder.variables_ = [getattr(v, "value", v) for v in native.variables]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
-    return _convert(tf, converter, native, ir, path, options)
+    specs = input_specs(native, ir, options.input_shapes)
+    return convert_with(tf, converter, path, options, lambda: samples_for(specs, ir, options))
 
 
-def _convert(
-    tf: Any, converter: Any, native: Any, ir: Model | None, path: str, options: ExportOptions
+def convert_with(
+    tf: Any, converter: Any, path: str, options: ExportOptions, samples: Callable[[], tuple[list, str]]
 ) -> dict[str, Any]:
+    """Run a prepared converter with modeltool's op set and quantization; `samples` gives int8
+    calibration data only when asked for."""
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if options.allow_flex:
         converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-    calibration = _quantize(tf, converter, native, ir, options)
+    calibration = _quantize(tf, converter, samples, options)
     try:
         data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with MLIR dumps
@@ -61,7 +64,7 @@ def _convert(
     return {"quantize": options.quantize or "none", "calibration": calibration, "flex_ops": flex, "bytes": len(data)}
 
 
-def _quantize(tf: Any, converter: Any, native: Any, ir: Model | None, options: ExportOptions) -> str | None:
+def _quantize(tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]], options: ExportOptions) -> str | None:
     mode = options.quantize
     if mode is None or mode == "none":
         return None
@@ -73,7 +76,7 @@ def _quantize(tf: Any, converter: Any, native: Any, ir: Model | None, options: E
         return None
     if mode == "dynamic":
         return None
-    samples, source = calibration_samples(native, ir, options)
+    samples, source = samples_fn()
     converter.representative_dataset = lambda: iter(samples)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + (
         [tf.lite.OpsSet.SELECT_TF_OPS] if options.allow_flex else []
@@ -81,11 +84,10 @@ def _quantize(tf: Any, converter: Any, native: Any, ir: Model | None, options: E
     return source
 
 
-def calibration_samples(native: Any, ir: Model | None, options: ExportOptions) -> tuple[list[list[np.ndarray]], str]:
+def samples_for(specs: list[TensorSpec], ir: Model | None, options: ExportOptions) -> tuple[list[list[np.ndarray]], str]:
     """Representative inputs for int8: the user's --calibration .npz, else seeded random data."""
     from modeltool.verify import npz_feed, random_feed
 
-    specs = input_specs(native, ir, options.input_shapes)
     if options.calibration:
         feed = npz_feed(options.calibration, specs)
         n = min(len(v) for v in feed.values())

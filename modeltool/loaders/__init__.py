@@ -30,20 +30,29 @@ LOADERS: dict[Format, str] = {
 }
 
 
+def source_options(**options: Any) -> dict[str, Any]:
+    """The loader options that were given (None values dropped)."""
+    return {k: v for k, v in options.items() if v}
+
+
 def load(path: str | os.PathLike, **options: Any) -> Model:
     """Read any supported model file into the IR. Weight values stay on disk until asked for.
 
-    Options: `weights_from` (a weights file to attach to an architecture-only config).
+    Options: `weights_from` (a weights file to attach to an architecture-only config), `config`
+    (the Keras architecture of a checkpoint), `inputs`/`outputs` (boundary of a GraphDef or TF1
+    checkpoint graph: "NAME[:SHAPE],...").
     """
     fmt = detect(path)
-    target = LOADERS.get(fmt)
-    if target is None:
-        raise UnsupportedError(
-            f"{path}: {describe(fmt)} detected; reading it is supported by a later loader "
-            "(TensorFlow graph formats are not implemented yet)"
-        )
+    target = LOADERS[fmt]
     if options.get("weights_from") and fmt not in (Format.KERAS_JSON, Format.KERAS_YAML):
         raise UnsupportedError(f"{path}: --weights-from applies to JSON/YAML architecture configs only")
+    if options.get("config") and fmt != Format.CHECKPOINT:
+        raise UnsupportedError(f"{path}: --config applies to checkpoints only ({describe(fmt)} given)")
+    if (options.get("inputs") or options.get("outputs")) and fmt not in (Format.GRAPHDEF, Format.CHECKPOINT):
+        raise UnsupportedError(
+            f"{path}: --inputs/--outputs apply to frozen GraphDefs and TF1 checkpoints ({describe(fmt)} given)"
+        )
+    options = {k: v for k, v in options.items() if v is not None}
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     model = func(os.fspath(path), **options)

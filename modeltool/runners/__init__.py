@@ -25,17 +25,35 @@ def open_runner(
     custom_objects: dict[str, Any] | None = None,
     unsafe: bool = False,
     weights_from: str | None = None,
+    inputs: str | None = None,
+    outputs: str | None = None,
+    config: str | None = None,
 ) -> Runner:
-    """A runner for any runnable model file (Keras, ONNX, TFLite, SavedModel)."""
+    """A runner for any runnable model file (Keras, ONNX, TFLite, SavedModel, frozen GraphDef,
+    TF1 checkpoint with its .meta, checkpoint + Keras architecture)."""
+    from modeltool.loaders import load, source_options
+
     path = os.fspath(path)
     fmt = detect(path)
-    if fmt in KERAS_FORMATS:
+    if fmt in KERAS_FORMATS or (fmt == Format.CHECKPOINT and config):
         from modeltool.keras.rebuild import build
-        from modeltool.loaders import load
         from modeltool.runners.keras import KerasRunner
 
-        ir = load(path, **({"weights_from": weights_from} if weights_from else {}))
+        ir = load(path, **source_options(weights_from=weights_from, config=config))
         return KerasRunner(build(ir, custom_objects=custom_objects, unsafe=unsafe), ir)
+    if fmt in (Format.GRAPHDEF, Format.CHECKPOINT):
+        from modeltool.runners.tfgraph import GraphRunner
+        from modeltool.tfgraph.native import from_ir
+
+        ir = load(path, **source_options(inputs=inputs, outputs=outputs))
+        if ir.config is not None:  # a Keras 2 checkpoint that stores its own architecture
+            from modeltool.keras.rebuild import build
+            from modeltool.runners.keras import KerasRunner
+
+            return KerasRunner(build(ir, custom_objects=custom_objects, unsafe=unsafe), ir)
+        runner = GraphRunner(from_ir(ir), path)
+        runner.ir = ir  # type: ignore[attr-defined]
+        return runner
     if fmt == Format.ONNX:
         from modeltool.runners.onnxruntime import OnnxRunner
 

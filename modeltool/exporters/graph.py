@@ -1,0 +1,124 @@
+"""Targets written from a TF graph source (SavedModel signature, frozen `.pb`, TF1 checkpoint).
+
+The source is a `FrozenGraph`: one GraphDef with constants and a named boundary. ONNX goes through
+tf2onnx's `from_graph_def` and the same passes and validation as Keras sources; TFLite through the
+converter (from the SavedModel itself when there is one, so its signature survives); SavedModel as
+a `serving_default` over the graph; `.pb` as the frozen graph with outputs named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeltool.deps import require
+from modeltool.errors import ModelToolError, UnsupportedError
+from modeltool.exporters import onnx_passes
+from modeltool.exporters.serving import ExportOptions
+from modeltool.ir import Model
+from modeltool.tfgraph.native import FrozenGraph, named_graph_def, wrapped_function
+
+
+def _shapes(fg: FrozenGraph, options: ExportOptions) -> dict[str, tuple | None]:
+    """{input name: shape}: the user's --input-shape over the source's own."""
+    from modeltool.errors import UsageError
+
+    unknown = set(options.input_shapes) - {e.name for e in fg.inputs}
+    if unknown:
+        names = ", ".join(e.name for e in fg.inputs)
+        raise UsageError(f"--input-shape: no input named {', '.join(sorted(unknown))}; inputs: {names}")
+    return {e.name: options.input_shapes.get(e.name, e.shape) for e in fg.inputs}
+
+
+def to_onnx(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    from modeltool.exporters.onnx import default_opset, save, validate
+
+    tf2onnx = require("tf2onnx", "converting to ONNX")
+    onnx = require("onnx", "converting to ONNX")
+    opset = options.opset or default_opset()
+    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+    if not 7 <= opset <= newest:
+        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
+    shapes = _shapes(fg, options)
+    override = {e.tensor: list(shapes[e.name]) for e in fg.inputs if e.name in options.input_shapes}
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            fg.graph_def, input_names=[e.tensor for e in fg.inputs], output_names=[e.tensor for e in fg.outputs],
+            opset=opset, shape_override=override or None,
+        )  # fmt: skip
+    except ModelToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on an op it cannot handle
+        raise UnsupportedError(
+            f"tf2onnx cannot convert this graph ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from exc
+    fixes = onnx_passes.run_all(
+        proto, {}, {e.tensor: e.name for e in fg.inputs}, {e.tensor: e.name for e in fg.outputs}
+    )
+    weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
+    save(onnx, proto, path, weight_bytes >= options.external_data_bytes, options.final_path or path)
+    nodes, ops = len(proto.graph.node), sorted({n.op_type for n in proto.graph.node})
+    del proto
+    validate(path)
+    return {"opset": opset, "nodes": nodes, "op_types": ops, "fixes": fixes}
+
+
+def to_tflite(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    from modeltool.exporters.tflite import convert_with
+
+    tf = require("tensorflow", "converting to TFLite")
+    shapes = _shapes(fg, options)
+    if fg.saved_model is not None and not options.input_shapes:
+        sm_path, signature = fg.saved_model
+        converter = tf.lite.TFLiteConverter.from_saved_model(sm_path, signature_keys=[signature])
+    else:
+        fn = wrapped_function(fg)
+        specs = [tf.TensorSpec(_static(shapes[e.name]), e.dtype or "float32", name=e.name) for e in fg.inputs]
+        names = [e.name for e in fg.outputs]
+
+        @tf.function(input_signature=specs)
+        def serve(*args: Any) -> dict[str, Any]:
+            return dict(zip(names, fn(*args)))
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], tf.Module())
+    return convert_with(tf, converter, path, options, lambda: _calibration(fg, ir, options))
+
+
+def _static(shape: tuple | None) -> Any:
+    return None if shape is None else list(shape)
+
+
+def _calibration(fg: FrozenGraph, ir: Model | None, options: ExportOptions) -> tuple[list, str]:
+    from modeltool.exporters.tflite import samples_for
+
+    return samples_for(fg.input_specs(), ir, options)
+
+
+def to_savedmodel(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    tf = require("tensorflow", "exporting a SavedModel")
+    fn = wrapped_function(fg)
+    shapes = _shapes(fg, options)
+    specs = [tf.TensorSpec(_static(shapes[e.name]), e.dtype or "float32", name=e.name) for e in fg.inputs]
+    names = [e.name for e in fg.outputs]
+    module = tf.Module()
+    module.graph_fn = fn
+
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> dict[str, Any]:
+        return dict(zip(names, module.graph_fn(*args)))
+
+    module.serve = serve
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    return {"signature": "serving_default", "inputs": [e.name for e in fg.inputs], "outputs": names}
+
+
+def to_pb(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    graph_def = named_graph_def(fg)
+    with open(path, "wb") as fh:
+        fh.write(graph_def.SerializeToString())
+    ops = sorted({n.op for n in graph_def.node})
+    return {
+        "nodes": len(graph_def.node),
+        "op_types": ops,
+        "inputs": [e.name for e in fg.inputs],
+        "outputs": [e.name for e in fg.outputs],
+    }
