@@ -168,8 +168,19 @@ def boundary(
     return ins, outs
 
 
+def frozen_variables(graph_def: Any) -> set[str]:
+    """Constants that were variables before freezing: read through `<var>/read` (ref variables) or
+    `.../ReadVariableOp` (resource variables) Identity nodes. Scalars among them are weights too."""
+    out = set()
+    for n in graph_def.node:
+        if n.op == "Identity" and (n.name.endswith("/read") or n.name.endswith("ReadVariableOp")) and n.input:
+            out.add(node_name(n.input[0]))
+    return out
+
+
 def op_graph(graph_def: Any, ins: list[TensorSpec], outs: list[TensorSpec], name: str | None = None) -> Graph:
     """The IR graph: one Node per NodeDef (data inputs only; control edges kept as flags)."""
+    variables = frozen_variables(graph_def)
     nodes = []
     for n in graph_def.node:
         attrs = protos.attrs_of(n)
@@ -178,7 +189,7 @@ def op_graph(graph_def: Any, ins: list[TensorSpec], outs: list[TensorSpec], name
         node = Node(n.name, n.op, {}, [data] if data else [], [shape], params=0, trainable_params=0)
         if n.op in CONST_OPS and shape is not None:
             size = int(np.prod(shape)) if shape else 1
-            if _is_weight(attrs, shape):
+            if _is_weight(attrs, shape, n.name in variables):
                 node.params, node.trainable_params = size, 0
         nodes.append(node)
     return Graph(nodes, ins, outs, "op", name)
@@ -191,21 +202,23 @@ def _const_shape(attrs: dict[str, Any]) -> tuple | None:
     return protos.shape_of(value.tensor.tensor_shape)
 
 
-def _is_weight(attrs: dict[str, Any], shape: tuple) -> bool:
-    """A constant counts as a weight when it is a float tensor (not a shape, axis or scalar knob)."""
+def _is_weight(attrs: dict[str, Any], shape: tuple, was_variable: bool) -> bool:
+    """A constant counts as a weight when it is a float tensor (not a shape, axis or scalar knob),
+    or a frozen variable of any rank."""
     dtype = protos.dtype_name(attrs["value"].tensor.dtype) if "value" in attrs else None
-    return dtype in ("float32", "float64", "float16", "bfloat16") and len(shape) >= 1
+    return dtype in ("float32", "float64", "float16", "bfloat16") and (len(shape) >= 1 or was_variable)
 
 
 def const_weights(graph_def: Any) -> list[Weight]:
-    """Float constants of rank >= 1 as read-on-demand weights (frozen variables)."""
+    """Float constants of rank >= 1 and frozen variables as read-on-demand weights."""
+    variables = frozen_variables(graph_def)
     out = []
     for n in graph_def.node:
         if n.op not in CONST_OPS:
             continue
         attrs = protos.attrs_of(n)
         shape = _const_shape(attrs)
-        if shape is None or not _is_weight(attrs, shape):
+        if shape is None or not _is_weight(attrs, shape, n.name in variables):
             continue
         tensor = attrs["value"].tensor
         out.append(Weight(n.name, n.name, "value", shape, protos.dtype_name(tensor.dtype), False, _tensor_reader(tensor, shape)))

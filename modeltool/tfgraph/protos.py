@@ -41,7 +41,7 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
     "TensorInfoEntry": [(1, "key", "string", False), (2, "value", "TensorInfo", False)],
     "TensorInfo": [
         (1, "name", "string", False),
-        (2, "dtype", "int32", False),
+        (2, "dtype", "DataType", False),
         (3, "tensor_shape", "TensorShapeProto", False),
         (4, "coo_sparse", "CooSparse", False),
         (5, "composite_tensor", "CompositeTensor", False),
@@ -69,7 +69,7 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (3, "i", "int64", False),
         (4, "f", "float", False),
         (5, "b", "bool", False),
-        (6, "type", "int32", False),
+        (6, "type", "DataType", False),
         (7, "shape", "TensorShapeProto", False),
         (8, "tensor", "TensorProto", False),
         (9, "placeholder", "string", False),
@@ -79,14 +79,14 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (2, "s", "bytes", True),
         (3, "i", "int64", True),
         (4, "f", "float", True),
-        (6, "type", "int32", True),
+        (6, "type", "DataType", True),
         (7, "shape", "TensorShapeProto", True),
     ],
     "NameAttrList": [(1, "name", "string", False)],
     "TensorShapeProto": [(2, "dim", "Dim", True), (3, "unknown_rank", "bool", False)],
     "Dim": [(1, "size", "int64", False), (2, "name", "string", False)],
     "TensorProto": [
-        (1, "dtype", "int32", False),
+        (1, "dtype", "DataType", False),
         (2, "tensor_shape", "TensorShapeProto", False),
         (4, "tensor_content", "bytes", False),
         (5, "float_val", "float", True),
@@ -114,7 +114,7 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
     "SavedAsset": [(1, "asset_file_def_index", "int32", False)],
     "SavedFunction": [(1, "concrete_functions", "string", True)],
     "SavedVariable": [
-        (1, "dtype", "int32", False),
+        (1, "dtype", "DataType", False),
         (2, "shape", "TensorShapeProto", False),
         (3, "trainable", "bool", False),
         (6, "name", "string", False),
@@ -134,7 +134,7 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
     ],
     "BundleHeaderProto": [(1, "num_shards", "int32", False), (2, "endianness", "int32", False)],
     "BundleEntryProto": [
-        (1, "dtype", "int32", False),
+        (1, "dtype", "DataType", False),
         (2, "shape", "TensorShapeProto", False),
         (3, "shard_id", "int32", False),
         (4, "offset", "int64", False),
@@ -153,6 +153,14 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (5, "metadata", "string", False),
     ],
 }
+
+#: TensorFlow's DataType enum (text-format GraphDefs spell dtypes by these names); `_REF` = +100
+DT_NAMES = {
+    0: "DT_INVALID", 1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8",
+    7: "DT_STRING", 8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 11: "DT_QINT8", 12: "DT_QUINT8",
+    13: "DT_QINT32", 14: "DT_BFLOAT16", 15: "DT_QINT16", 16: "DT_QUINT16", 17: "DT_UINT16", 18: "DT_COMPLEX128",
+    19: "DT_HALF", 20: "DT_RESOURCE", 21: "DT_VARIANT", 22: "DT_UINT32", 23: "DT_UINT64",
+}  # fmt: skip
 
 _SCALARS = {"int64": 3, "int32": 5, "string": 9, "bytes": 12, "bool": 8, "float": 2, "double": 1, "fixed32": 7}
 
@@ -174,6 +182,12 @@ def _classes() -> dict[str, Any]:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     fdp = descriptor_pb2.FileDescriptorProto(name="modeltool_tf.proto", package=PACKAGE, syntax="proto3")
+    enum = fdp.enum_type.add(name="DataType")
+    for number, name in sorted(DT_NAMES.items()):
+        enum.value.add(name=name, number=number)
+    for number, name in sorted(DT_NAMES.items()):
+        if number:
+            enum.value.add(name=f"{name}_REF", number=number + 100)
     for msg, fields in SCHEMA.items():
         m = fdp.message_type.add(name=msg)
         for number, name, typ, repeated in fields:
@@ -181,6 +195,8 @@ def _classes() -> dict[str, Any]:
             f.label = f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL
             if typ in _SCALARS:
                 f.type = _SCALARS[typ]
+            elif typ == "DataType":
+                f.type, f.type_name = f.TYPE_ENUM, f".{PACKAGE}.DataType"
             else:
                 f.type, f.type_name = f.TYPE_MESSAGE, f".{PACKAGE}.{typ}"
     pool = descriptor_pool.DescriptorPool()
