@@ -90,9 +90,13 @@ def detect(path: str | os.PathLike) -> Format:
     text_fmt = _detect_text(p, head, size)
     if text_fmt is not None:
         return text_fmt
+    if p.name == "saved_model.pb" or (p.suffix == ".pb" and _is_saved_model_pb(p)):
+        raise FormatError(f"{p}: this is a SavedModel's saved_model.pb; pass the directory that holds it")
     proto = _detect_protobuf(head)
     if proto is not None:
         return proto
+    if p.suffix.lower() in (".pb", ".pbtxt"):
+        raise FormatError(f"{p}: not a GraphDef (neither a binary nor a text TensorFlow graph protobuf)")
     raise FormatError(f"{p}: not a recognised model file (supported: {SUPPORTED})")
 
 
@@ -198,6 +202,19 @@ def _detect_protobuf(head: bytes) -> Format | None:
         # an ONNX file whose writer put producer_name (2) or graph (7) first
         return Format.ONNX if _looks_like_onnx(head) else None
     return None
+
+
+def _is_saved_model_pb(p: Path) -> bool:
+    """A SavedModel proto (schema version, then meta graphs with tags) under another name."""
+    from modeltool.tfgraph import protos
+
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        return False
+    try:
+        sm = protos.parse("SavedModel", p.read_bytes())
+    except Exception:  # noqa: BLE001 - not a SavedModel: DecodeError
+        return False
+    return bool(sm.meta_graphs) and any(mg.meta_info_def.tags for mg in sm.meta_graphs)
 
 
 def _looks_like_onnx(head: bytes) -> bool:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from modeltool.errors import UnsupportedError
+from modeltool.errors import LoadError
 from modeltool.formats import Format, detect
 from tests.conftest import CORPUS, FIXTURES, requires_corpus, run_cli
 
@@ -31,16 +31,16 @@ def test_detect_ignores_extension(tmp_path, rel, fmt) -> None:
     assert detect(renamed) == fmt
 
 
-def test_savedmodel_dir_reported_for_later_loader(tmp_path) -> None:
+def test_corrupted_saved_model_pb(tmp_path) -> None:
     (tmp_path / "sm").mkdir()
-    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"\x12\x00")
+    (tmp_path / "sm" / "saved_model.pb").write_bytes(b"\x12\xff\xff\x03garbage")
     assert detect(tmp_path / "sm") == Format.SAVEDMODEL
     import modeltool
 
-    with pytest.raises(UnsupportedError, match="later loader"):
+    with pytest.raises(LoadError, match="truncated or corrupted"):
         modeltool.load(tmp_path / "sm")
     result = run_cli("inspect", tmp_path / "sm")
-    assert result.returncode == 2 and "SavedModel" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.returncode == 2 and "saved_model.pb" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_directory_without_model(tmp_path) -> None:

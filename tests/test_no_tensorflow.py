@@ -18,9 +18,18 @@ PATHS = [
     FIXTURES / "keras2/rnn_text.yaml",
     FIXTURES / "graphs/conv_bn.onnx",
     FIXTURES / "graphs/conv_bn.tflite",
+    FIXTURES / "tf/keras2_sm",
+    FIXTURES / "tf/keras3_export",
+    FIXTURES / "tf/tf1_builder",
+    FIXTURES / "tf/tf1_ckpt",
+    FIXTURES / "tf/keras3_ckpt",
+    FIXTURES / "tf/tf1_frozen.pb",
+    FIXTURES / "tf/tf1_frozen.pbtxt",
 ]
 if CORPUS.is_dir():
-    PATHS += [CORPUS / "carnd_patrick_lambda_h5/model.h5", CORPUS / "tflite_erik_rnn_quant/model_quantized.tflite"]
+    PATHS += [CORPUS / "carnd_patrick_lambda_h5/model.h5", CORPUS / "tflite_erik_rnn_quant/model_quantized.tflite",
+              CORPUS / "serving_tf2_half_plus_two/00000123", CORPUS / "ckpt_tf2_jessie_keras_weights/training_2",
+              CORPUS / "tf2onnx_lstm_frozen/frozen.pb"]  # fmt: skip
 
 SCRIPT = """
 import json, sys

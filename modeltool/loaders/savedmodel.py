@@ -22,7 +22,7 @@ from modeltool.loaders.keras_common import config_graph, path_size
 from modeltool.tfgraph import protos
 from modeltool.tfgraph.bundle import OBJECT_GRAPH_KEY, Bundle, object_paths
 from modeltool.tfgraph.graph import function_nodes, op_histogram
-from modeltool.tfgraph.variables import is_training_state, order_in_layers, resolve
+from modeltool.tfgraph.variables import VARIABLE_LISTS, is_training_state, order_in_layers, resolve
 
 DEFAULT_SIGNATURE = "serving_default"
 INIT_OP = "__saved_model_init_op"
@@ -128,15 +128,30 @@ def _variables(path: str, meta_graph: Any) -> tuple[list[Weight], list[Weight], 
     names = bundle.object_paths()
     saved_names = _saved_variable_names(meta_graph, bundle)
     model_vars, state_vars = [], []
-    for key, entry in bundle.entries.items():
+    seen: set[tuple] = set()
+    for key, entry in sorted(bundle.entries.items(), key=lambda kv: _flat_list_last(names.get(kv[0], kv[0]))):
         if entry.dtype in ("string", "resource", "variant") or key == OBJECT_GRAPH_KEY:
             continue
         name = names.get(key, key.split("/.ATTRIBUTES")[0])
+        saved = saved_names.get(key)
+        # Keras 3 exports track each variable from two lists; same TF name and same bytes = one variable
+        ident = (saved, entry.shape, entry.dtype, entry.crc32c)
+        if saved and ident in seen:
+            continue
+        seen.add(ident)
         state = is_training_state(name)
+        if saved and name.split("/")[0] in VARIABLE_LISTS and not state:
+            name = saved  # "conv/kernel" says more than "variables/3"
         w = Weight(name, None, name.rsplit("/", 1)[-1], entry.shape, entry.dtype, not state, bundle.reader(key))
-        w.layer = saved_names.get(key)  # the variable's own TF name, until a Keras graph claims it
+        w.layer = saved.rsplit("/", 1)[0] if saved and "/" in saved else saved  # until a Keras graph claims it
         (state_vars if state else model_vars).append(w)
     return model_vars, state_vars, bundle
+
+
+def _flat_list_last(path: str) -> tuple:
+    """Per-layer paths first, then `variables/N`, then Keras's private `_all_variables/N`."""
+    head = path.split("/")[0]
+    return (head in VARIABLE_LISTS, head.startswith("_"), path)
 
 
 def _saved_variable_names(meta_graph: Any, bundle: Bundle) -> dict[str, str]:

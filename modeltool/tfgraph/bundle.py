@@ -40,6 +40,7 @@ class BundleEntry:
     offset: int
     size: int
     sliced: bool = False
+    crc32c: int = 0
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -178,7 +179,8 @@ class Bundle:
         e = protos.parse("BundleEntryProto", value)
         shape = protos.shape_of(e.shape) or ()
         self.entries[key] = BundleEntry(
-            key, protos.dtype_name(e.dtype), shape, int(e.shard_id), int(e.offset), int(e.size), len(e.slices) > 0
+            key, protos.dtype_name(e.dtype), shape, int(e.shard_id), int(e.offset), int(e.size), len(e.slices) > 0,
+            int(e.crc32c),
         )
 
     def shard_path(self, shard: int) -> str:
