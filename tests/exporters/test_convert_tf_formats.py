@@ -1,0 +1,145 @@
+"""TF graph sources (SavedModel, checkpoint, frozen GraphDef) to every runnable target, verified
+against the source run by TensorFlow from the file; Keras sources to the new `.pb` target."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import modeltool
+from modeltool.convert import ConvertOptions, convert
+from modeltool.errors import UnsupportedError, UsageError
+from tests.conftest import CORPUS, FIXTURES, manifest, requires_corpus, run_cli
+
+TF = FIXTURES / "tf"
+SOURCES = {
+    "keras3_export": ("keras3_export", {}),
+    "module_sm": ("module_sm", {}),
+    "keras2_sm": ("keras2_sm", {}),
+    "tf1_builder": ("tf1_builder", {}),
+    "tf1_ckpt": ("tf1_ckpt", {}),
+    "tf1_frozen_pb": ("tf1_frozen.pb", {}),
+    "tf1_frozen_pbtxt": ("tf1_frozen.pbtxt", {}),
+    "keras3_ckpt": ("keras3_ckpt", {"config": str(FIXTURES / "keras3/conv_bn.json")}),
+    "keras2_ckpt": ("keras2_ckpt", {"config": str(FIXTURES / "keras2/functional_multi_io.json")}),
+}
+TARGETS = {"onnx": "model.onnx", "tflite": "model.tflite", "savedmodel": "sm/", "pb": "model.pb"}
+CASES = [(s, t) for s in SOURCES for t in TARGETS]
+
+
+@pytest.mark.parametrize("source,target", CASES, ids=[f"{s}-{t}" for s, t in CASES])
+def test_tf_source_converts_and_verifies(tmp_path, source: str, target: str) -> None:
+    rel, options = SOURCES[source]
+    dst = f"{tmp_path}/{TARGETS[target]}"  # a Path would drop the trailing / that asks for a SavedModel
+    report = convert(TF / rel, dst, ConvertOptions(**options))
+    assert report.written and report.passed, report.render()
+    assert report.verification is not None and report.verification.outputs
+    assert all(o.passed for o in report.verification.outputs)
+    out = modeltool.load(dst.rstrip("/"))
+    src = modeltool.load(TF / rel, **options)
+    assert sorted(_input_names(out)) == sorted(_input_names(src))
+
+
+def _input_names(model) -> list[str]:
+    """The names a user feeds: the serving signature's keys where there is one."""
+    return [t.name for t in (model.signatures[0].inputs if model.signatures else model.inputs)]
+
+
+def test_tf1_outputs_equal_tensorflow_figures(tmp_path) -> None:
+    """The converted y = a * w + b gives the numbers TF computed when the fixture was written."""
+    import onnxruntime as ort
+
+    entry = manifest()["tf/tf1"]
+    for rel in ("tf1_ckpt", "tf1_frozen.pb", "tf1_builder"):
+        dst = tmp_path / f"{rel}.onnx"
+        assert convert(TF / rel, str(dst)).written
+        sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+        (y,) = sess.run(["y"], {"a": np.array(entry["probe"], np.float32)})
+        np.testing.assert_allclose(y, entry["expected"], rtol=1e-6)
+
+
+def test_signature_choice(tmp_path) -> None:
+    report = convert(TF / "module_sm", str(tmp_path / "d.onnx"), ConvertOptions(signature="double"))
+    assert report.written and report.details["signature"] == "double"
+    assert [t.name for t in modeltool.load(tmp_path / "d.onnx").outputs] == ["doubled"]
+    with pytest.raises(UsageError, match="available: double, serving_default"):
+        convert(TF / "module_sm", str(tmp_path / "x.onnx"), ConvertOptions(signature="nope"))
+    assert not (tmp_path / "x.onnx").exists()
+    # no serving_default and one signature: that one; the TF1 export names its own
+    assert convert(TF / "tf1_builder", str(tmp_path / "t.onnx")).details["signature"] == "predict_y"
+
+
+def test_cli_unknown_signature_and_missing_architecture(tmp_path) -> None:
+    result = run_cli("convert", TF / "module_sm", tmp_path / "m.onnx", "--signature", "nope")
+    assert result.returncode == 2 and "no signature 'nope'; available: double, serving_default" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+    result = run_cli("convert", TF / "keras3_ckpt", tmp_path / "k.onnx")
+    assert result.returncode == 2 and "--config" in result.stderr and not (tmp_path / "k.onnx").exists()
+    result = run_cli("convert", TF / "module_sm", tmp_path / "m.keras")
+    assert result.returncode == 2 and "no Keras layers" in result.stderr
+
+
+def test_cli_checkpoint_with_config_json(tmp_path) -> None:
+    result = run_cli("convert", TF / "keras2_ckpt", tmp_path / "m.tflite", "--config",
+                     FIXTURES / "keras2/functional_multi_io.json", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["passed"] and data["source_format"] == "checkpoint"
+    assert {o["name"] for o in data["verification"]["outputs"]} == {"class_out", "reg_out"}
+
+
+@pytest.mark.parametrize("name", ["conv_bn.keras", "functional_multi_io.keras", "rnn_text.keras", "nested.keras"])
+def test_keras_to_frozen_graphdef(tmp_path, name: str) -> None:
+    dst = tmp_path / "model.pb"
+    report = convert(FIXTURES / "keras3" / name, str(dst))
+    assert report.written and report.passed, report.render()
+    graph = modeltool.load(dst)
+    source = modeltool.load(FIXTURES / "keras3" / name)
+    assert [t.name for t in graph.inputs] == [t.name for t in source.inputs]
+    assert [t.name for t in graph.outputs] == [t.name for t in source.outputs]
+    assert not {"VarHandleOp", "ReadVariableOp", "VariableV2"} & set(graph.metadata.extra["op_histogram"])
+
+
+def test_verify_cli_between_graph_formats(tmp_path) -> None:
+    assert convert(TF / "keras2_sm", str(tmp_path / "m.onnx")).written
+    result = run_cli("verify", TF / "keras2_sm", tmp_path / "m.onnx", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["passed"]
+    result = run_cli("verify", TF / "tf1_frozen.pb", TF / "tf1_ckpt", "--inputs", "a", "--outputs", "y")
+    assert result.returncode == 0, result.stderr
+
+
+@requires_corpus
+@pytest.mark.parametrize("target", ["onnx", "tflite", "savedmodel", "pb"])
+def test_corpus_saved_models(tmp_path, target: str) -> None:
+    for rel in ("serving_tf2_half_plus_two/00000123", "rust_keras_multi_input_sm/keras_multiple_inputs_saved_model"):
+        report = convert(CORPUS / rel, f"{tmp_path}/{rel.split('/')[0]}{TARGETS[target].removeprefix('model')}")
+        assert report.written and report.passed, report.render()
+
+
+@requires_corpus
+def test_corpus_half_plus_two_other_signatures(tmp_path) -> None:
+    report = convert(CORPUS / "serving_tf2_half_plus_two/00000123", str(tmp_path / "r.onnx"),
+                     ConvertOptions(signature="regress_x2_to_y3"))  # fmt: skip
+    assert report.written and report.passed
+    with pytest.raises(UnsupportedError, match="ParseExample"):  # its input is a serialized tf.Example
+        convert(CORPUS / "serving_tf2_half_plus_two/00000123", str(tmp_path / "c.onnx"),
+                ConvertOptions(signature="classify_x_to_y"))  # fmt: skip
+
+
+@requires_corpus
+def test_corpus_checkpoints_and_frozen_graph(tmp_path) -> None:
+    jessie = convert(CORPUS / "ckpt_tf2_jessie_keras_weights/training_2", str(tmp_path / "j.onnx"))
+    assert jessie.written and jessie.passed  # architecture from the checkpoint's own OBJECT_CONFIG_JSON
+    reg = convert(CORPUS / "tf2onnx_regression_ckpt/checkpoint", str(tmp_path / "r.tflite"),
+                  ConvertOptions(inputs="X", outputs="pred"))  # fmt: skip
+    assert reg.written and reg.passed
+    feed = tmp_path / "in.npz"  # keep_prob = 1: dropout off, so both runs are deterministic
+    np.savez(feed, X=np.random.default_rng(0).standard_normal((2, 784)).astype("float32"),
+             keep_prob=np.array(1.0, "float32"))  # fmt: skip
+    for target in ("onnx", "tflite"):
+        lstm = convert(CORPUS / "tf2onnx_lstm_frozen/frozen.pb", str(tmp_path / f"lstm.{target}"),
+                       ConvertOptions(input_data=str(feed)))  # fmt: skip
+        assert lstm.written and lstm.passed, lstm.render()
