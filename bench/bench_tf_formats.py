@@ -70,7 +70,11 @@ def main() -> int:
             return 1
         sm, ckpt, pb = t / "sm", t / "ckpt" / "model", t / "model.pb"
         cli = shutil.which("saved_model_cli")
-        peer_sm = [cli, "show", "--dir", str(sm), "--all"] if cli else [py, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(sm), "--all"]  # noqa: E501
+        peer_sm = (
+            [cli, "show", "--dir", str(sm), "--all"]
+            if cli
+            else [py, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(sm), "--all"]
+        )  # noqa: E501
         rows = [
             _row("inspect SavedModel", run([*tool, "inspect", str(sm)]), run(peer_sm), "saved_model_cli show --all"),
             _row("list checkpoint", run([*tool, "inspect", str(ckpt)]), run([py, "-c", LIST_VARIABLES, str(ckpt)]),

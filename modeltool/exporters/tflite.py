@@ -64,7 +64,9 @@ def convert_with(
     return {"quantize": options.quantize or "none", "calibration": calibration, "flex_ops": flex, "bytes": len(data)}
 
 
-def _quantize(tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]], options: ExportOptions) -> str | None:
+def _quantize(
+    tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]], options: ExportOptions
+) -> str | None:
     mode = options.quantize
     if mode is None or mode == "none":
         return None
@@ -84,7 +86,9 @@ def _quantize(tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]
     return source
 
 
-def samples_for(specs: list[TensorSpec], ir: Model | None, options: ExportOptions) -> tuple[list[list[np.ndarray]], str]:
+def samples_for(
+    specs: list[TensorSpec], ir: Model | None, options: ExportOptions
+) -> tuple[list[list[np.ndarray]], str]:
     """Representative inputs for int8: the user's --calibration .npz, else seeded random data."""
     from modeltool.verify import npz_feed, random_feed
 

@@ -40,7 +40,9 @@ def load(path: str, *, config: str | None = None, inputs: Any = None, outputs: A
     warnings: list[str] = []
     missing = state_names_missing(path)
     if missing:
-        warnings.append(f"the 'checkpoint' state file names {missing}, which is absent; read {os.path.basename(prefix)}")
+        warnings.append(
+            f"the 'checkpoint' state file names {missing}, which is absent; read {os.path.basename(prefix)}"
+        )
     object_based = bundle.object_graph is not None
     names = bundle.object_paths() if object_based else {}
     model_vars, state_vars = [], []
@@ -80,8 +82,10 @@ def load(path: str, *, config: str | None = None, inputs: Any = None, outputs: A
     meta = Metadata(
         format=Format.CHECKPOINT.value,
         format_description=describe(Format.CHECKPOINT),
-        file_size=path_size(prefix + ".index") + sum(path_size(bundle.shard_path(i)) for i in range(bundle.num_shards)
-                                                      if os.path.exists(bundle.shard_path(i))),  # fmt: skip
+        file_size=path_size(prefix + ".index")
+        + sum(
+            path_size(bundle.shard_path(i)) for i in range(bundle.num_shards) if os.path.exists(bundle.shard_path(i))
+        ),  # fmt: skip
         training=training,
         extra=extra,
     )

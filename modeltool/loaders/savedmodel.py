@@ -20,7 +20,7 @@ from modeltool.ir import Graph, Metadata, Model, Signature, TensorSpec, Weight
 from modeltool.keras.weights import attach
 from modeltool.loaders.keras_common import config_graph, path_size
 from modeltool.tfgraph import protos
-from modeltool.tfgraph.bundle import OBJECT_GRAPH_KEY, Bundle, object_paths
+from modeltool.tfgraph.bundle import OBJECT_GRAPH_KEY, Bundle
 from modeltool.tfgraph.graph import function_nodes, op_histogram
 from modeltool.tfgraph.variables import VARIABLE_LISTS, is_training_state, order_in_layers, resolve
 
@@ -46,7 +46,9 @@ def read_saved_model(path: str) -> Any:
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - DecodeError / ParseError
-        raise LoadError(f"{path}: saved_model.pb is truncated or corrupted ({' '.join(str(exc).split())[:160]})") from exc
+        raise LoadError(
+            f"{path}: saved_model.pb is truncated or corrupted ({' '.join(str(exc).split())[:160]})"
+        ) from exc
 
 
 def pick_meta_graph(sm: Any, path: str) -> Any:

@@ -179,7 +179,13 @@ class Bundle:
         e = protos.parse("BundleEntryProto", value)
         shape = protos.shape_of(e.shape) or ()
         self.entries[key] = BundleEntry(
-            key, protos.dtype_name(e.dtype), shape, int(e.shard_id), int(e.offset), int(e.size), len(e.slices) > 0,
+            key,
+            protos.dtype_name(e.dtype),
+            shape,
+            int(e.shard_id),
+            int(e.offset),
+            int(e.size),
+            len(e.slices) > 0,
             int(e.crc32c),
         )
 
@@ -194,9 +200,7 @@ class Bundle:
             size = os.path.getsize(path)
             ends = [e.offset + e.size for e in self.entries.values() if e.shard == shard]
             if ends and max(ends) > size:
-                raise LoadError(
-                    f"{path}: data shard is truncated ({size} bytes, the index needs {max(ends)})"
-                )
+                raise LoadError(f"{path}: data shard is truncated ({size} bytes, the index needs {max(ends)})")
 
     def raw(self, key: str) -> bytes:
         e = self.entries[key]
@@ -252,7 +256,9 @@ class Bundle:
         for node in graph.nodes:  # optimizer slots hang off the variable they belong to
             for slot in node.slot_variables:
                 orig = paths.get(slot.original_variable_node_id)
-                slot_node = graph.nodes[slot.slot_variable_node_id] if slot.slot_variable_node_id < len(graph.nodes) else None
+                slot_node = (
+                    graph.nodes[slot.slot_variable_node_id] if slot.slot_variable_node_id < len(graph.nodes) else None
+                )
                 if orig is None or slot_node is None:
                     continue
                 for attr in slot_node.attributes:

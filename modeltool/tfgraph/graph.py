@@ -28,8 +28,10 @@ NOT_OUTPUTS = {
     "WriteScalarSummary", "SummaryWriter", "FlushSummaryWriter", "ControlTrigger",
 }  # fmt: skip
 #: name scopes of training and saving machinery in TF1 graphs
-NOT_OUTPUT_SCOPES = ("save/", "gradients/", "init", "report_uninitialized", "train/", "Adam", "GradientDescent",
-                     "Momentum", "RMSProp", "Adagrad", "beta1_power", "beta2_power", "global_step", "summaries/")  # fmt: skip
+NOT_OUTPUT_SCOPES = (
+    "save/", "gradients/", "init", "report_uninitialized", "train/", "Adam", "GradientDescent", "Momentum",
+    "RMSProp", "Adagrad", "beta1_power", "beta2_power", "global_step", "summaries/",
+)  # fmt: skip
 CONST_OPS = {"Const"}
 
 
@@ -221,7 +223,11 @@ def const_weights(graph_def: Any) -> list[Weight]:
         if shape is None or not _is_weight(attrs, shape, n.name in variables):
             continue
         tensor = attrs["value"].tensor
-        out.append(Weight(n.name, n.name, "value", shape, protos.dtype_name(tensor.dtype), False, _tensor_reader(tensor, shape)))
+        out.append(
+            Weight(
+                n.name, n.name, "value", shape, protos.dtype_name(tensor.dtype), False, _tensor_reader(tensor, shape)
+            )
+        )
     return out
 
 

@@ -70,7 +70,9 @@ def pick_signature(signatures: dict[str, Any], wanted: str | None, path: str) ->
         return "serving_default"
     if len(names) == 1:
         return names[0]
-    raise UsageError(f"{path}: no serving_default signature; choose one with --signature ({', '.join(names) or 'none'})")
+    raise UsageError(
+        f"{path}: no serving_default signature; choose one with --signature ({', '.join(names) or 'none'})"
+    )
 
 
 def load_saved_model(path: str) -> Any:
@@ -90,7 +92,9 @@ def from_saved_model(path: str, signature: str | None = None) -> FrozenGraph:
     try:
         frozen = convert_variables_to_constants_v2(fn)
     except Exception as exc:  # noqa: BLE001
-        raise UnsupportedError(f"{path}: signature {name!r} cannot be frozen ({' '.join(str(exc).split())[:300]})") from exc
+        raise UnsupportedError(
+            f"{path}: signature {name!r} cannot be frozen ({' '.join(str(exc).split())[:300]})"
+        ) from exc
     _, kwargs = fn.structured_input_signature
     placeholders = [t for t in frozen.inputs if t.dtype.name != "resource"]
     by_arg = {t.name.split(":")[0]: t for t in placeholders}

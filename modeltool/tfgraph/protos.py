@@ -125,8 +125,11 @@ SCHEMA: dict[str, list[tuple[int, str, str, bool]]] = {
         (2, "attributes", "SerializedTensor", True),
         (3, "slot_variables", "SlotVariableReference", True),
     ],
-    "SerializedTensor": [(1, "name", "string", False), (2, "full_name", "string", False),
-                         (3, "checkpoint_key", "string", False)],  # fmt: skip
+    "SerializedTensor": [
+        (1, "name", "string", False),
+        (2, "full_name", "string", False),
+        (3, "checkpoint_key", "string", False),
+    ],  # fmt: skip
     "SlotVariableReference": [
         (1, "original_variable_node_id", "int32", False),
         (2, "slot_name", "string", False),

@@ -24,7 +24,12 @@ SAVED_MODELS = ["keras3_export", "module_sm", "keras2_sm", "tf1_builder"]
 def _tf_messages() -> dict:
     from tensorflow.core.framework import attr_value_pb2, graph_pb2, node_def_pb2, tensor_pb2, tensor_shape_pb2
     from tensorflow.core.protobuf import (
-        meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, tensor_bundle_pb2, trackable_object_graph_pb2)  # fmt: skip
+        meta_graph_pb2,  # fmt: skip
+        saved_model_pb2,
+        saved_object_graph_pb2,
+        tensor_bundle_pb2,
+        trackable_object_graph_pb2,
+    )
 
     tog = trackable_object_graph_pb2.TrackableObjectGraph
     return {
@@ -40,7 +45,8 @@ def _tf_messages() -> dict:
         "TrackableObject": tog.TrackableObject, "ObjectReference": tog.TrackableObject.ObjectReference,
         "SerializedTensor": tog.TrackableObject.SerializedTensor,
         "SlotVariableReference": tog.TrackableObject.SlotVariableReference,
-        "BundleEntryProto": tensor_bundle_pb2.BundleEntryProto, "BundleHeaderProto": tensor_bundle_pb2.BundleHeaderProto,
+        "BundleEntryProto": tensor_bundle_pb2.BundleEntryProto,
+        "BundleHeaderProto": tensor_bundle_pb2.BundleHeaderProto,
     }  # fmt: skip
 
 
@@ -128,7 +134,11 @@ def test_graph_boundary_options() -> None:
     assert [(t.name, t.shape) for t in model.inputs] == [("a", (4,))]
     assert [t.name for t in model.outputs] == ["add"]
     model = modeltool.load(TF / "tf1_frozen.pb", inputs="a:0[2]", outputs="mul,y")
-    assert model.inputs[0].shape == (2,) and model.inputs[0].name == "a" and [t.name for t in model.outputs] == ["mul", "y"]
+    assert (
+        model.inputs[0].shape == (2,)
+        and model.inputs[0].name == "a"
+        and [t.name for t in model.outputs] == ["mul", "y"]
+    )
     with pytest.raises(UsageError, match="not a node"):
         modeltool.load(TF / "tf1_frozen.pb", outputs="nope")
 
@@ -193,7 +203,9 @@ def test_object_checkpoint_with_config_maps_layers_like_tensorflow(case: str) ->
         import tensorflow as tf
 
         native = keras.models.model_from_json(text)
-        tf.train.Checkpoint(model=native).read(resolve_prefix(str(FIXTURES / entry["files"]["checkpoint"]))).expect_partial()
+        tf.train.Checkpoint(model=native).read(
+            resolve_prefix(str(FIXTURES / entry["files"]["checkpoint"]))
+        ).expect_partial()
     else:
         import tf_keras
 
@@ -261,3 +273,19 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
         assert "Traceback" not in result.stderr
     with pytest.raises(LoadError):
         modeltool.load(no_shard / "ckpt-1")
+
+
+def test_object_paths_resolve_to_layers() -> None:
+    """Keras 2 tracking names, Keras 3 operation indices and plain attribute names, nested models."""
+    from modeltool.tfgraph.variables import resolve
+
+    graph = modeltool.load(FIXTURES / "keras2/nested.json").graph
+    assert resolve("model/head/kernel", graph) == ("head", "", "kernel")
+    assert resolve("layer_with_weights-2/bias", graph) == ("head", "", "bias")
+    assert resolve("layer-3/_kernel", graph) == ("head", "", "kernel")
+    assert resolve("_operations/1/layer_with_weights-0/kernel", graph)[0].startswith("inner_block/")
+    assert resolve("model/unknown/kernel", graph) is None
+    rnn = modeltool.load(FIXTURES / "keras3/rnn_text.json").graph
+    lstm = next(n.name for n in rnn.nodes if n.op == "Bidirectional")
+    assert resolve(f"{lstm}/backward_layer/cell/recurrent_kernel", rnn) == (
+        lstm, "backward_layer/cell", "recurrent_kernel")  # fmt: skip
