@@ -1,0 +1,33 @@
+"""`modeltool transfer-weights SRC DST -o OUT`: weights by layer name into another architecture."""
+
+from __future__ import annotations
+
+import click
+
+from modeltool.cli.output import emit
+
+
+@click.command("transfer-weights")
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option("-o", "--output", "out", type=click.Path(path_type=str), default=None,
+              help="Where to write: .keras, .h5 or .weights.h5 (Keras 3 loads each).")
+@click.option("--map", "maps", multiple=True, metavar="OLD=NEW",
+              help="Rename source layers (repeatable; OLD is a regular expression over layer paths or names).")
+@click.option("--strict", is_flag=True, help="Exit 1 (and write nothing) unless every weight is transferred.")
+@click.option("--dry-run", is_flag=True, help="Report the matching; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite an existing OUT.")
+@click.option("--src-config", type=click.Path(path_type=str), default=None,
+              help="Architecture of a checkpoint SRC (JSON/YAML/H5/.keras).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights initialized fresh.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def transfer_cmd(src: str, dst: str, out: str | None, maps: tuple[str, ...], strict: bool, dry_run: bool,
+                 force: bool, src_config: str | None, seed: int, as_json: bool) -> None:  # fmt: skip
+    """Put SRC's weights into DST's architecture, matched by layer name (nested models by path) and
+    weight role. Shape mismatches are skipped and reported; layers DST has and SRC lacks keep DST's
+    weights or are initialized fresh from their initializers. No TensorFlow for H5/.keras/configs."""
+    from modeltool.ops.transfer import transfer_weights
+
+    report = transfer_weights(src, dst, out, maps=maps, strict=strict, dry_run=dry_run, force=force,
+                              src_config=src_config, seed=seed)  # fmt: skip
+    emit(report, as_json, f"{src}: not every weight was transferred (--strict); nothing written")
