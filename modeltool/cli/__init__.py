@@ -28,11 +28,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from modeltool.cli.convert import convert_cmd
+    from modeltool.cli.diff import diff_cmd
     from modeltool.cli.inspect import inspect_cmd
     from modeltool.cli.transfer import transfer_cmd
     from modeltool.cli.verify import verify_cmd
 
-    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd):
+    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd, diff_cmd):
         cli.add_command(command)
 
 

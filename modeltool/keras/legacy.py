@@ -186,6 +186,18 @@ def pass_batchnorm_axis(layer: LayerConfig) -> None:
         cfg["axis"] = int(cfg["axis"][0])
 
 
+#: Keras 2 argument names Keras 3 renamed, per layer class
+KERAS2_ARG_RENAMES = {"LeakyReLU": {"alpha": "negative_slope"}}
+
+
+def pass_keras2_renames(layer: LayerConfig) -> None:
+    """Keras 2's `LeakyReLU(alpha=...)` is Keras 3's `negative_slope` (same meaning)."""
+    cfg = layer["config"]
+    for old, new in KERAS2_ARG_RENAMES.get(layer["class_name"], {}).items():
+        if old in cfg and new not in cfg:
+            cfg[new] = cfg.pop(old)
+
+
 def pass_wrapped_layers(layer: LayerConfig) -> None:
     """Wrappers (Bidirectional, TimeDistributed) hold layer configs: normalize those too."""
     cfg = layer["config"]
@@ -204,6 +216,7 @@ LAYER_PASSES: list[Callable[[LayerConfig], None]] = [
     pass_batch_shape,
     pass_gru_reset_after,
     pass_batchnorm_axis,
+    pass_keras2_renames,
     pass_wrapped_layers,
 ]
 

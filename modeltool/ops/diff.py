@@ -1,0 +1,243 @@
+"""`diff A B`: what differs between two models, across formats (an `.h5` against its `.keras`
+migration, a SavedModel against the H5 it came from).
+
+Both files are read into the IR, so Keras 1/2/3 spellings are already normalized; configs are
+compared after dropping what only says who wrote them (module paths, registered names, build
+configs, dtype-policy wrappers, `None` defaults). Layers are matched by path (renames declared with
+`--map`), weights by layer, role and occurrence; values are compared exactly unless `--atol`.
+No TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modeltool.ir import Model, Node, Weight
+from modeltool.ops.transfer import _mapped, parse_maps
+
+#: config keys that record the writer, not the architecture
+IGNORED_KEYS = {"name", "module", "registered_name", "build_config", "compile_config", "shared_object_id"}
+
+
+@dataclass
+class DiffReport:
+    a: str
+    b: str
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    weights: list[dict[str, Any]] = field(default_factory=list)
+    compared_weights: int = 0
+    atol: float = 0.0
+
+    @property
+    def equal(self) -> bool:
+        return not self.layers and not self.weights
+
+    @property
+    def passed(self) -> bool:
+        return self.equal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"equal": self.equal, "a": self.a, "b": self.b, "atol": self.atol, "layers": self.layers,
+                "weights": self.weights, "compared_weights": self.compared_weights}  # fmt: skip
+
+    def render(self) -> str:
+        lines = [f"--- {self.a}", f"+++ {self.b}"]
+        for item in self.layers:
+            change, layer = item["change"], item["layer"]
+            if change == "added":
+                lines.append(f"+ layer {layer} ({item['class_b']})")
+            elif change == "removed":
+                lines.append(f"- layer {layer} ({item['class_a']})")
+            else:
+                head = f"~ layer {layer}" + (f" (renamed from {item['from']})" if item.get("from") else "")
+                if item["class_a"] != item["class_b"]:
+                    head += f": {item['class_a']} -> {item['class_b']}"
+                lines.append(head)
+                for key, (va, vb) in item.get("keys", {}).items():
+                    lines.append(f"    {key}: {_short(va)} -> {_short(vb)}")
+        for item in self.weights:
+            change = item["change"]
+            if change == "shape":
+                lines.append(f"~ weight {item['weight']}: shape {tuple(item['shape_a'])} -> {tuple(item['shape_b'])}")
+            elif change == "values":
+                lines.append(f"~ weight {item['weight']}: max abs delta {item['max_abs']:.6g}")
+            else:
+                lines.append(f"{'+' if change == 'added' else '-'} weight {item['weight']} {tuple(item['shape'])}")
+        if self.equal:
+            lines.append(f"equal: same layers and configs, {self.compared_weights} weights identical"
+                         + (f" within {self.atol:g}" if self.atol else ""))  # fmt: skip
+        else:
+            n_l, n_w = len(self.layers), len(self.weights)
+            lines.append(f"different: {n_l} layer change(s), {n_w} weight change(s)")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 70) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def canonical(value: Any) -> Any:
+    """A config value with the writer's wrapping removed (Keras 3 object dicts -> class + config)."""
+    if isinstance(value, dict):
+        if "class_name" in value and "config" in value and value.get("class_name") == "DTypePolicy":
+            return canonical(value["config"].get("name"))
+        out = {k: canonical(v) for k, v in value.items() if k not in IGNORED_KEYS and v is not None}
+        if set(out) == {"class_name", "config"} and isinstance(out["config"], dict) and not out["config"]:
+            return out["class_name"]
+        return out
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def class_name(op: str) -> str:
+    """`package>Class` (a registered custom class) and `Class` name the same layer class."""
+    return op.rsplit(">", 1)[-1]
+
+
+def _axis(value: Any, node: Node) -> Any:
+    """Int axes as non-negative indexes when the layer's output rank is known (3 == -1 in 4-D)."""
+    shape = node.output_shapes[0] if node.output_shapes else None
+    if shape is None or not len(shape):
+        return value
+    if isinstance(value, int):
+        return value % len(shape)
+    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        return [v % len(shape) for v in value]
+    return value
+
+
+def _differs(x: Any, y: Any, same_schema: bool) -> bool:
+    """Config values differ: floats beyond float32 round-off, dicts on shared keys (or all keys
+    when both files come from the same Keras major version), lists element by element."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        keys = set(x) | set(y) if same_schema else set(x) & set(y)
+        return any(_differs(x.get(k), y.get(k), same_schema) for k in keys)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) != len(y) or any(_differs(a, b, same_schema) for a, b in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+            return not np.isclose(x, y, rtol=1e-6, atol=0.0)
+    return x != y
+
+
+def _config_changes(a: Node, b: Node, same_schema: bool) -> dict[str, list[Any]]:
+    ca = canonical(a.config) if isinstance(a.config, dict) else {}
+    cb = canonical(b.config) if isinstance(b.config, dict) else {}
+    if "axis" in ca and "axis" in cb:
+        ca["axis"], cb["axis"] = _axis(ca["axis"], a), _axis(cb["axis"], b)
+    keys = set(ca) | set(cb) if same_schema else set(ca) & set(cb)  # other versions add keys with defaults
+    changes = {k: [ca.get(k), cb.get(k)] for k in sorted(keys) if _differs(ca.get(k), cb.get(k), same_schema)}
+    if a.subgraph is None and b.subgraph is None and [len(c) for c in a.inbound] != [len(c) for c in b.inbound]:
+        changes["inbound"] = [a.inbound, b.inbound]
+    return changes
+
+
+def diff_models(a: Model, b: Model, *, maps: list[str] | tuple[str, ...] = (), atol: float = 0.0) -> DiffReport:
+    """Architecture and weight differences between two loaded models."""
+    report = DiffReport(a.path, b.path, atol=atol)
+    rules = parse_maps(maps)
+    nodes_a = {_mapped(p, rules): (p, n) for p, n in (a.graph.walk() if a.graph else [])}
+    nodes_b = dict(b.graph.walk()) if b.graph else {}
+    same_schema = _major(a) == _major(b)
+    for path, (orig, node) in nodes_a.items():
+        if path not in nodes_b:
+            report.layers.append({"layer": orig, "change": "removed", "class_a": node.op})
+            continue
+        other = nodes_b[path]
+        changes = {} if node.subgraph is not None else _config_changes(node, other, same_schema)
+        same_class = class_name(node.op) == class_name(other.op)
+        if not same_class or changes or orig != path:
+            if same_class and not changes and orig != path:
+                report.layers.append({"layer": path, "change": "renamed", "from": orig, "class_a": node.op,
+                                      "class_b": other.op, "keys": {}})  # fmt: skip
+            else:
+                report.layers.append({"layer": path, "change": "changed", "class_a": node.op, "class_b": other.op,
+                                      "keys": changes, **({"from": orig} if orig != path else {})})  # fmt: skip
+    for path, node in nodes_b.items():
+        if path not in nodes_a:
+            report.layers.append({"layer": path, "change": "added", "class_b": node.op})
+    _weights(a, b, rules, report)
+    return report
+
+
+def _major(model: Model) -> str | None:
+    """The Keras major version that wrote the file ("2", "3"), when it says."""
+    version = model.metadata.writer.get("keras_version")
+    if not version and model.config:
+        version = str(model.config.get("keras_version") or "")
+    return version.split(".")[0] if version else None
+
+
+def _keyed(weights: list[Weight], rules: list) -> dict[tuple[str, str, int], Weight]:
+    out: dict[tuple[str, str, int], Weight] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for w in weights:
+        layer = _mapped(w.layer or "", rules) if rules else (w.layer or "")
+        k = (layer, w.role)
+        out[(layer, w.role, seen.get(k, 0))] = w
+        seen[k] = seen.get(k, 0) + 1
+    return out
+
+
+def _label(key: tuple[str, str, int]) -> str:
+    layer, role, i = key
+    return "/".join(p for p in (layer, role) if p) + (f"#{i}" if i else "")
+
+
+def _positional(wa: dict, wb: dict) -> None:
+    """A layer whose weights one file names by role (`w`, `b`) and the other only by index
+    (`var0`, `var1`: a custom layer in a Keras 3 weights file) is paired by position."""
+    layers = {k[0] for k in wa} & {k[0] for k in wb}
+    for layer in layers:
+        ka = [k for k in wa if k[0] == layer]
+        kb = [k for k in wb if k[0] == layer]
+        if len(ka) != len(kb) or set(ka) == set(kb):
+            continue
+        generic = all(k[1].startswith("var") and k[1][3:].isdigit() for k in kb)
+        if generic or all(k[1].startswith("var") and k[1][3:].isdigit() for k in ka):
+            for x, y in zip(ka, kb):
+                wb[x] = wb.pop(y) if x != y else wb[y]
+
+
+def _weights(a: Model, b: Model, rules: list, report: DiffReport) -> None:
+    wa, wb = _keyed(a.weights, rules), _keyed(b.weights, [])
+    _positional(wa, wb)
+    for key, w in wa.items():
+        other = wb.get(key)
+        if other is None:
+            report.weights.append({"weight": _label(key), "change": "removed", "shape": list(w.shape)})
+            continue
+        if tuple(w.shape) != tuple(other.shape):
+            report.weights.append({"weight": _label(key), "change": "shape", "shape_a": list(w.shape),
+                                   "shape_b": list(other.shape)})  # fmt: skip
+            continue
+        report.compared_weights += 1
+        x, y = np.asarray(w.value()), np.asarray(other.value())
+        if x.dtype.kind in "fc" or y.dtype.kind in "fc":
+            fx, fy = x.astype(np.float64), y.astype(np.float64)
+            gap = np.abs(fx - fy)
+            delta = float(gap.max()) if x.size else 0.0
+            if np.isnan(delta):  # NaN in the same places is equal; elsewhere it is a difference
+                if not np.array_equal(np.isnan(fx), np.isnan(fy)):
+                    delta = float("inf")
+                else:
+                    delta = 0.0 if np.all(np.isnan(gap)) else float(np.nanmax(gap))
+        else:
+            delta = float(np.max(np.abs(x.astype(np.int64) - y.astype(np.int64)))) if x.size else 0.0
+        if delta > report.atol:
+            report.weights.append({"weight": _label(key), "change": "values", "max_abs": delta})
+    for key, w in wb.items():
+        if key not in wa:
+            report.weights.append({"weight": _label(key), "change": "added", "shape": list(w.shape)})
+
+
+def diff_files(a: str, b: str, *, maps: list[str] | tuple[str, ...] = (), atol: float = 0.0) -> DiffReport:
+    """`modeltool diff A B`."""
+    from modeltool.loaders import load
+
+    return diff_models(load(a), load(b), maps=maps, atol=atol)
