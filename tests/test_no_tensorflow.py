@@ -44,6 +44,8 @@ for path in sys.argv[1:]:
     m.summary()
     rc = main(["inspect", path, "--json", "--weights"])
     report[path] = [name for name in heavy if name in sys.modules]
+rc = main(["diff", sys.argv[1], sys.argv[2], "--json"])  # diff is IR-only too
+report["diff"] = [name for name in heavy if name in sys.modules]
 print("REPORT" + json.dumps(report))
 """
 
@@ -53,5 +55,5 @@ def test_inspect_imports_no_tensorflow() -> None:
                             cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.split("REPORT", 1)[1])
-    assert len(report) == len(PATHS)
+    assert len(report) == len(PATHS) + 1
     assert all(imported == [] for imported in report.values()), report
