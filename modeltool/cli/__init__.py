@@ -27,6 +27,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from modeltool.cli.check import check_cmd
     from modeltool.cli.convert import convert_cmd
     from modeltool.cli.diff import diff_cmd
     from modeltool.cli.extract import extract_cmd
@@ -34,7 +35,7 @@ def _register() -> None:
     from modeltool.cli.transfer import transfer_cmd
     from modeltool.cli.verify import verify_cmd
 
-    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd, extract_cmd, diff_cmd):
+    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd, extract_cmd, diff_cmd, check_cmd):
         cli.add_command(command)
 
 
