@@ -107,7 +107,8 @@ def validate(data: Any, source: str = "policy") -> Policy:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PolicyError(f"{source}: a policy is a mapping of sections (interface, size, ...), got {type(data).__name__}")
+        kind = type(data).__name__
+        raise PolicyError(f"{source}: a policy is a mapping of sections (interface, size, ...), got {kind}")
     _check(data, SCHEMA, "", source)
     version = data.get("version", 1)
     if version != 1:

@@ -22,7 +22,7 @@ from modeltool.cli.output import emit
               help="onnxruntime device for parity and latency.")
 @click.option("--custom-objects", type=click.Path(path_type=str), default=None,
               help="Your module of custom layers, to run a Keras reference that has them.")
-@click.option("--unsafe", is_flag=True, help="Allow running a reference's Lambda code (never needed by the file rules).")
+@click.option("--unsafe", is_flag=True, help="Allow running a reference's Lambda code (file rules never need it).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --junit file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def check_cmd(model: str, policy_path: str | None, reference: str | None, input_data: str | None,

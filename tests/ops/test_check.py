@@ -124,7 +124,8 @@ def test_parity_failure_is_exit_1_and_junit(converted, tmp_path) -> None:
     result = run_cli("check", tmp_path / "bad.onnx", "--reference", converted["src"], "--junit", junit, "--json")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
-    assert data["passed"] is False and any(r["rule"] == "parity.logits" and r["status"] == "fail" for r in data["rules"])
+    statuses = {r["rule"]: r["status"] for r in data["rules"]}
+    assert data["passed"] is False and statuses["parity.logits"] == "fail"
     suite = ET.parse(junit).getroot()
     cases = suite.findall("testcase")
     assert suite.get("name") == "modeltool check" and len(cases) == len(data["rules"])
@@ -170,7 +171,9 @@ def test_unusable_model_exit_2_and_no_tensorflow_for_file_rules(tmp_path) -> Non
                                       if k not in ("parity", "latency")}))  # fmt: skip
     script = ("import sys; from modeltool.cli import main; rc = main(sys.argv[1:]); "
               "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")  # fmt: skip
-    for model in (FIXTURES / "graphs/conv_bn.onnx", FIXTURES / "graphs/conv_bn.tflite", FIXTURES / "keras3/conv_bn.keras"):
-        out = subprocess.run([__import__("sys").executable, "-c", script, "check", str(model), "--policy", str(policy)],
+    import sys
+
+    for rel in ("graphs/conv_bn.onnx", "graphs/conv_bn.tflite", "keras3/conv_bn.keras"):
+        out = subprocess.run([sys.executable, "-c", script, "check", str(FIXTURES / rel), "--policy", str(policy)],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
         assert "HEAVY []" in out.stdout, out.stdout + out.stderr
