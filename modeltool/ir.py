@@ -86,6 +86,9 @@ class Weight:
         """Read the whole array from the file (the only place values are materialised)."""
         if self.reader is None:
             raise ValueError(f"weight {self.name!r} has no stored value")
+        from modeltool.limits import check_elements
+
+        check_elements(self.shape, f"weight {self.name!r}")
         parts = [np.asarray(c).reshape(-1) for c in self.reader()]
         flat = np.concatenate(parts) if len(parts) != 1 else parts[0]
         return flat.reshape(self.shape)
@@ -94,6 +97,9 @@ class Weight:
         """Min/max/mean/std and NaN/Inf counts, accumulated over chunks."""
         if self.reader is None:
             raise ValueError(f"weight {self.name!r} has no stored value")
+        from modeltool.limits import check_elements
+
+        check_elements(self.shape, f"weight {self.name!r}")
         count = nan = inf = 0
         lo, hi = math.inf, -math.inf
         total = total_sq = 0.0

@@ -17,9 +17,10 @@ from modeltool.errors import LoadError
 from modeltool.ir import Graph, Node, TensorSpec
 from modeltool.keras import layers as L
 from modeltool.keras.legacy import CLASS_RENAMES, normalize_layer
+from modeltool.limits import MAX_MODEL_NESTING
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
-MAX_DEPTH = 64
+MAX_DEPTH = MAX_MODEL_NESTING  # models inside models (bounded resources)
 
 #: Keras built-ins whose shapes modeltool does not compute (shown as unknown, not as custom)
 KNOWN_WITHOUT_SHAPES = {

@@ -178,7 +178,41 @@ def check_safe(model: Model, *, unsafe: bool, custom_objects: dict[str, Any]) ->
                 f"{model.path}: layer {path!r} is of custom class {node.op!r}; pass --custom-objects module.py "
                 "defining it (code from the model file is never run)"
             )
+    _check_references(model, unsafe, custom_objects, warnings)
+    _check_size(model)
     return warnings
+
+
+def _check_references(model: Model, unsafe: bool, custom_objects: dict[str, Any], warnings: list[str]) -> None:
+    """Objects and functions named by module outside Keras: Keras would import them."""
+    from modeltool.keras.safety import foreign_references
+
+    for where, target in foreign_references(model.config or {}):
+        leaf = target.replace(">", ".").rsplit(".", 1)[-1]
+        if leaf in custom_objects or target in custom_objects:
+            continue
+        if not unsafe:
+            raise UnsafeContentError(
+                f"{model.path}: the config at {where} names {target!r}, outside Keras; deserializing it would import "
+                "and run that code. Pass --custom-objects with your own definition, or --unsafe for a file you trust"
+            )
+        warnings.append(f"{where}: importing {target!r} named by the file (--unsafe)")
+
+
+def _check_size(model: Model) -> None:
+    """A config whose layers would allocate absurd weights is refused before Keras allocates them."""
+    from modeltool.limits import MAX_MODEL_PARAMS, check_elements
+
+    total = 0
+    for path, node in model.graph.walk() if model.graph else []:
+        for spec in node.attrs.get("weight_specs") or []:
+            if all(d is not None for d in spec.shape):
+                total += check_elements(spec.shape, f"{model.path}: layer {path!r} weight {spec.role!r}")
+    if total > MAX_MODEL_PARAMS:
+        raise UnsupportedError(
+            f"{model.path}: the architecture declares {total:.3g} parameters, over modeltool's limit of "
+            f"{MAX_MODEL_PARAMS:.3g} (a corrupted or hostile config)"
+        )
 
 
 def _custom_known(cls: str, cfg: dict, custom_objects: dict[str, Any]) -> bool:

@@ -53,6 +53,8 @@ def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> G
             return build_graph(model_cfg)
         except LoadError as exc:
             raise LoadError(f"{path}: {exc}") from exc
+        except RecursionError as exc:
+            raise LoadError(f"{path}: model config nests too deeply") from exc
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
             raise LoadError(f"{path}: malformed model config ({type(exc).__name__}: {exc})") from exc
     if "module" not in model_cfg and "registered_name" not in model_cfg:

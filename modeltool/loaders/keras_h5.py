@@ -30,8 +30,15 @@ def _attr_text(value: Any) -> str:
 
 
 def _json_attr(path: str, f: Any, name: str) -> Any:
+    from modeltool.formats import MAX_CONFIG_BYTES
+
     try:
-        return json.loads(_attr_text(f.attrs[name]))
+        text = _attr_text(f.attrs[name])
+        if len(text) > MAX_CONFIG_BYTES:
+            raise LoadError(f"{path}: attribute {name!r} is {len(text)} bytes, over the {MAX_CONFIG_BYTES}-byte limit")
+        return json.loads(text)
+    except RecursionError as exc:
+        raise LoadError(f"{path}: attribute {name!r} nests too deeply to be a model config") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: attribute {name!r} is not valid JSON ({exc})") from exc
 

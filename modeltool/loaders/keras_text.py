@@ -52,6 +52,8 @@ def _model(path: str, fmt: Format, data: Any, weights_from: str | None) -> Model
 def load_json(path: str, *, weights_from: str | None = None, **options: Any) -> Model:
     try:
         data = json.loads(_read_text(path))
+    except RecursionError as exc:
+        raise LoadError(f"{path}: JSON nests too deeply to be a model config") from exc
     except ValueError as exc:
         raise LoadError(f"{path}: invalid JSON ({exc})") from exc
     return _model(path, Format.KERAS_JSON, data, weights_from)
@@ -69,6 +71,8 @@ def load_yaml(path: str, *, weights_from: str | None = None, **options: Any) -> 
     KerasYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple", tuple_as_list)
     try:
         data = yaml.load(_read_text(path), Loader=KerasYamlLoader)  # noqa: S506 - SafeLoader subclass
+    except RecursionError as exc:
+        raise LoadError(f"{path}: YAML nests too deeply to be a model config") from exc
     except yaml.constructor.ConstructorError as exc:
         raise LoadError(f"{path}: YAML uses a Python tag modeltool will not construct ({exc.problem})") from exc
     except yaml.YAMLError as exc:

@@ -30,6 +30,8 @@ def _read_json(path: str, zf: zipfile.ZipFile, name: str) -> Any:
         raise LoadError(f"{path}: {name} is {info.file_size} bytes, over the {MAX_CONFIG_BYTES}-byte limit")
     try:
         return json.loads(zf.read(name).decode("utf-8"))
+    except RecursionError as exc:
+        raise LoadError(f"{path}: {name} nests too deeply to be a model config") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: {name} in the archive is not valid JSON ({exc})") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC errors, truncated members

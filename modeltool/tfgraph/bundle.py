@@ -178,6 +178,17 @@ class Bundle:
             return
         e = protos.parse("BundleEntryProto", value)
         shape = protos.shape_of(e.shape) or ()
+        dtype = protos.dtype_name(e.dtype)
+        if dtype in protos.DTYPES.values() and dtype not in ("string", "resource", "variant") and not e.slices:
+            from modeltool.limits import check_elements
+
+            n = check_elements(shape, f"{self.prefix}: tensor {key!r}")
+            itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+            if int(e.size) != n * itemsize:
+                raise LoadError(
+                    f"{self.prefix}: tensor {key!r} is {e.size} bytes in the index, its shape {shape} needs "
+                    f"{n * itemsize} (corrupted index)"
+                )
         self.entries[key] = BundleEntry(
             key,
             protos.dtype_name(e.dtype),
