@@ -89,9 +89,27 @@ class Weight:
         from modeltool.limits import check_elements
 
         check_elements(self.shape, f"weight {self.name!r}")
-        parts = [np.asarray(c).reshape(-1) for c in self.reader()]
+        parts = [np.asarray(c).reshape(-1) for c in self._chunks()]
         flat = np.concatenate(parts) if len(parts) != 1 else parts[0]
+        if flat.size != self.size:
+            from modeltool.errors import LoadError
+
+            raise LoadError(f"weight {self.name!r}: {flat.size} values stored for shape {self.shape} (corrupted file)")
         return flat.reshape(self.shape)
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        """The reader's chunks; a failure of the underlying library becomes a LoadError naming the weight
+        (values are read lazily, long after the loader has returned)."""
+        from modeltool.errors import LoadError, ModelToolError
+
+        assert self.reader is not None
+        try:
+            yield from self.reader()
+        except ModelToolError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - h5py/protobuf/mmap errors on a corrupted file
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise LoadError(f"weight {self.name!r} cannot be read: {type(exc).__name__}: {text}") from exc
 
     def stats(self) -> WeightStats:
         """Min/max/mean/std and NaN/Inf counts, accumulated over chunks."""
@@ -104,7 +122,7 @@ class Weight:
         lo, hi = math.inf, -math.inf
         total = total_sq = 0.0
         finite = 0
-        for chunk in self.reader():
+        for chunk in self._chunks():
             c = np.asarray(chunk).reshape(-1)
             if c.dtype.kind not in "fiub" and c.dtype.kind != "c":
                 c = c.astype(np.float64)

@@ -107,7 +107,9 @@ def _functional(cfg: dict, input_shapes: list | None, depth: int) -> Graph:
     by_name = {_layer_name(e): e for e in entries}
     input_keys = tensor_keys(cfg.get("input_layers"))
     output_keys = tensor_keys(cfg.get("output_layers"))
-
+    if entries and (not input_keys or not output_keys):
+        missing = "input_layers" if not input_keys else "output_layers"
+        raise LoadError(f"functional model config has no {missing} (truncated or edited config)")
     tensors: dict[TensorKey, Any] = {}
     for i, key in enumerate(input_keys):
         entry = by_name.get(key[0])

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from modeltool.errors import LoadError
 from modeltool.ir import Graph, Node, Weight
 
 H5Opener = Callable[[], AbstractContextManager[Any]]
@@ -80,13 +81,13 @@ def legacy_weights(opener: H5Opener, group: Any, group_path: str, graph: Graph |
     out: list[Weight] = []
     for lname in names + (["top_level_model_weights"] if "top_level_model_weights" in group else []):
         if lname not in group:
-            continue
+            raise LoadError(f"layer {lname!r} is listed in layer_names but its weight group is missing")
         g = group[lname]
         wnames = _decode(g.attrs.get("weight_names", []))
         node = nodes.get(lname)
         for wn in wnames:
             if wn not in g:
-                continue
+                raise LoadError(f"weight {wn!r} of layer {lname!r} is listed in weight_names but missing")
             ds = g[wn]
             clean = wn[:-2] if wn.endswith(":0") else wn
             layer, role, full = _legacy_owner(lname, clean, node)

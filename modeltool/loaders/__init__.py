@@ -11,7 +11,7 @@ import importlib
 import os
 from typing import Any
 
-from modeltool.errors import UnsupportedError
+from modeltool.errors import LoadError, ModelToolError, UnsupportedError
 from modeltool.formats import Format, describe, detect
 from modeltool.ir import Model
 
@@ -55,5 +55,15 @@ def load(path: str | os.PathLike, **options: Any) -> Model:
     options = {k: v for k, v in options.items() if v is not None}
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    model = func(os.fspath(path), **options)
-    return model
+    try:
+        return func(os.fspath(path), **options)
+    except ModelToolError as exc:
+        if os.fspath(path) in str(exc) or not isinstance(exc, LoadError):
+            raise
+        raise LoadError(f"{path}: {exc}") from exc  # every loader error names the file
+    except (MemoryError, RecursionError) as exc:
+        why = type(exc).__name__
+        raise LoadError(f"{path}: {describe(fmt)} too large or too deeply nested to read ({why})") from exc
+    except Exception as exc:  # noqa: BLE001 - h5py, zipfile, protobuf, flatbuffers on a corrupted file
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise LoadError(f"{path}: corrupted {describe(fmt)} ({type(exc).__name__}: {text})") from exc
