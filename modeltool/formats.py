@@ -139,7 +139,7 @@ def _detect_hdf5(p: Path) -> Format:
                 return Format.KERAS_H5_WEIGHTS
             if "layers" in f or "vars" in f:
                 return Format.KERAS3_WEIGHTS
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's errors on a damaged file
         raise LoadError(f"{p}: truncated or corrupted HDF5 file ({_short(exc)})") from exc
     raise FormatError(f"{p}: HDF5 file holds no Keras model or weights (no model_config, layer_names or layers/)")
 

@@ -32,7 +32,7 @@ def _dtype(onnx: Any, elem_type: int) -> str:
 
 def _spec(onnx: Any, vi: Any) -> TensorSpec:
     elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
-    return TensorSpec(vi.name, _dims(vi.type), _dtype(onnx, elem) if elem else None)
+    return TensorSpec(_t(vi.name), _dims(vi.type), _dtype(onnx, elem) if elem else None)
 
 
 def load(path: str, **options: Any) -> Model:
@@ -53,14 +53,14 @@ def load(path: str, **options: Any) -> Model:
             pass
     g = proto.graph
     base_dir = os.path.dirname(os.path.abspath(path))
-    init_names = {t.name for t in g.initializer}
-    shapes = {vi.name: _dims(vi.type) for vi in [*g.value_info, *g.output, *g.input]}
+    init_names = {_t(t.name) for t in g.initializer}
+    shapes = {_t(vi.name): _dims(vi.type) for vi in [*g.value_info, *g.output, *g.input]}
 
     weights = []
     for t in g.initializer:
         weights.append(
             Weight(
-                t.name,
+                _t(t.name),
                 None,
                 "initializer",
                 tuple(int(d) for d in t.dims),
@@ -73,28 +73,29 @@ def load(path: str, **options: Any) -> Model:
     nodes = []
     sizes = {w.name: w.size for w in weights}
     for i, n in enumerate(g.node):
-        name = n.name or f"{n.op_type}_{i}"
-        own = [x for x in n.input if x in init_names and x not in owner]
+        name = _t(n.name) or f"{_t(n.op_type)}_{i}"
+        n_in, n_out = [_t(x) for x in n.input], [_t(x) for x in n.output]
+        own = [x for x in n_in if x in init_names and x not in owner]
         for x in own:
             owner[x] = name
         params = sum(sizes[x] for x in own)
-        attrs = {a.name: _attr_value(onnx, a) for a in n.attribute}
-        node = Node(name, n.op_type, attrs, [[x for x in n.input if x and x not in init_names]],
-                    [shapes.get(o) for o in n.output], params=params, trainable_params=params)  # fmt: skip
-        node.attrs.update({"outputs": list(n.output), "domain": n.domain or "ai.onnx"})
+        attrs = {_t(a.name): _attr_value(onnx, a) for a in n.attribute}
+        node = Node(name, _t(n.op_type), attrs, [[x for x in n_in if x and x not in init_names]],
+                    [shapes.get(o) for o in n_out], params=params, trainable_params=params)  # fmt: skip
+        node.attrs.update({"outputs": n_out, "domain": _t(n.domain) or "ai.onnx"})
         nodes.append(node)
     for w in weights:
         w.layer = owner.get(w.name)
 
-    inputs = [_spec(onnx, vi) for vi in g.input if vi.name not in init_names]
+    inputs = [_spec(onnx, vi) for vi in g.input if _t(vi.name) not in init_names]
     outputs = [_spec(onnx, vi) for vi in g.output]
-    opsets = {(o.domain or "ai.onnx"): o.version for o in proto.opset_import}
-    writer = {"producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+    opsets = {(_t(o.domain) or "ai.onnx"): o.version for o in proto.opset_import}
+    writer = {"producer": f"{_t(proto.producer_name)} {_t(proto.producer_version)}".strip(),
               "ir_version": str(proto.ir_version), "opset": str(opsets.get("ai.onnx", ""))}  # fmt: skip
-    extra = {"opsets": opsets, "graph_name": g.name,
-             "metadata_props": {p.key: p.value for p in proto.metadata_props}}  # fmt: skip
+    extra = {"opsets": opsets, "graph_name": _t(g.name),
+             "metadata_props": {_t(p.key): _t(p.value) for p in proto.metadata_props}}  # fmt: skip
     meta = Metadata(Format.ONNX.value, describe(Format.ONNX), size, writer, None, extra)
-    return Model(path, meta, Graph(nodes, inputs, outputs, "op", g.name), weights)
+    return Model(path, meta, Graph(nodes, inputs, outputs, "op", _t(g.name)), weights)
 
 
 def _reader(onnx: Any, tensor: Any, base_dir: str):
@@ -111,6 +112,11 @@ def _reader(onnx: Any, tensor: Any, base_dir: str):
             yield numpy_helper.to_array(tensor)
 
     return read
+
+
+def _t(value: Any) -> str:
+    """A protobuf string field; proto2 hands back bytes when a (corrupted) file holds invalid UTF-8."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _attr_value(onnx: Any, attr: Any) -> Any:
