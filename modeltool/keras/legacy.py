@@ -188,14 +188,30 @@ def pass_batchnorm_axis(layer: LayerConfig) -> None:
 
 #: Keras 2 argument names Keras 3 renamed, per layer class
 KERAS2_ARG_RENAMES = {"LeakyReLU": {"alpha": "negative_slope"}}
+_SEPARABLE_ONLY = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+#: arguments tf.keras 2 writes that Keras 3 layers refuse (found by instantiating each class); a
+#: static table so that configs written without TensorFlow (transfer-weights) load in Keras 3
+KERAS2_ONLY_ARGS: dict[str, tuple[str, ...]] = {
+    "Conv1DTranspose": ("groups",), "Conv2DTranspose": ("groups",), "Conv3DTranspose": ("groups",),
+    "DepthwiseConv1D": ("groups",), "DepthwiseConv2D": ("groups",),
+    "SeparableConv1D": _SEPARABLE_ONLY, "SeparableConv2D": _SEPARABLE_ONLY,
+    "LSTM": ("time_major",), "GRU": ("time_major",), "SimpleRNN": ("time_major",),
+    "ConvLSTM1D": ("time_major",), "ConvLSTM2D": ("time_major",), "ConvLSTM3D": ("time_major",),
+    "SpatialDropout1D": ("noise_shape",), "SpatialDropout2D": ("noise_shape",), "SpatialDropout3D": ("noise_shape",),
+    "MultiHeadAttention": ("query_shape", "key_shape", "value_shape", "softmax_robust_masking"),
+}  # fmt: skip
 
 
 def pass_keras2_renames(layer: LayerConfig) -> None:
-    """Keras 2's `LeakyReLU(alpha=...)` is Keras 3's `negative_slope` (same meaning)."""
+    """Keras 2's `LeakyReLU(alpha=...)` is Keras 3's `negative_slope` (same meaning); arguments
+    Keras 3 does not take are dropped when they hold their only meaningful Keras 2 value."""
     cfg = layer["config"]
     for old, new in KERAS2_ARG_RENAMES.get(layer["class_name"], {}).items():
         if old in cfg and new not in cfg:
             cfg[new] = cfg.pop(old)
+    for key in KERAS2_ONLY_ARGS.get(layer["class_name"], ()):
+        if key in cfg and (key != "groups" or cfg[key] in (1, None)):
+            cfg.pop(key)
 
 
 def pass_wrapped_layers(layer: LayerConfig) -> None:
