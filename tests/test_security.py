@@ -129,6 +129,16 @@ def test_absurd_declared_weight_shape(tmp_path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_oversized_config_is_refused_unread(tmp_path) -> None:
+    from modeltool.formats import MAX_CONFIG_BYTES
+
+    path = tmp_path / "big.json"
+    text = json.dumps(_config("relu"))
+    path.write_text(text[:-1] + " " * (MAX_CONFIG_BYTES + 1) + "}")
+    result = run_cli("inspect", path)
+    assert result.returncode == 2 and "over the" in result.stderr and "limit" in result.stderr
+
+
 def test_deep_nesting_is_a_clear_error(tmp_path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text('{"class_name": "Sequential", "config": ' + "[" * 100000 + "]" * 100000 + "}")
