@@ -42,11 +42,12 @@ def require(name: str, purpose: str = "") -> ModuleType:
     """Import `name` or raise a MissingDependencyError that says how to install it."""
     quiet = name.split(".")[0] in ("tensorflow", "keras", "tf2onnx") and name.split(".")[0] not in sys.modules
     if quiet:
-        # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a CLI's stderr.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # TensorFlow's C++ chatter (oneDNN, the CUDA probe's "failed call to cuInit" when a graph first
+        # runs) is noise on a CLI's stderr: modeltool reports what failed itself, in one line.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:
-        with _silenced_stderr(quiet):
+        with quiet_stderr(quiet):
             module = importlib.import_module(name)
         if quiet and "tensorflow" in sys.modules and not os.environ.get("MODELTOOL_DEBUG"):
             # v1-API deprecation notices (ours and tf2onnx's) are not the user's concern
@@ -64,7 +65,7 @@ def require(name: str, purpose: str = "") -> ModuleType:
 
 
 @contextmanager
-def _silenced_stderr(active: bool) -> Iterator[None]:
+def quiet_stderr(active: bool = True) -> Iterator[None]:
     """Send file descriptor 2 to /dev/null while `active` (C++ logging ignores Python's sys.stderr)."""
     if not active or os.environ.get("MODELTOOL_DEBUG"):
         yield

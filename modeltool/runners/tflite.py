@@ -35,10 +35,13 @@ class TFLiteRunner(Runner):
         self.signature: str | None = None
 
     def _activate(self) -> None:
+        from modeltool.deps import quiet_stderr
+
         cls, self.provider = interpreter_class()
         try:
-            self.interpreter = cls(model_path=self.path)
-            self.interpreter.allocate_tensors()
+            with quiet_stderr():  # the interpreter's C++ "Created TensorFlow Lite XNNPACK delegate" line
+                self.interpreter = cls(model_path=self.path)
+                self.interpreter.allocate_tensors()
         except Exception as exc:  # noqa: BLE001 - the interpreter raises RuntimeError/ValueError freely
             raise LoadError(
                 f"{self.path}: the TFLite interpreter cannot load it ({' '.join(str(exc).split())[:300]})"
