@@ -143,3 +143,14 @@ def test_corpus_checkpoints_and_frozen_graph(tmp_path) -> None:
         lstm = convert(CORPUS / "tf2onnx_lstm_frozen/frozen.pb", str(tmp_path / f"lstm.{target}"),
                        ConvertOptions(input_data=str(feed)))  # fmt: skip
         assert lstm.written and lstm.passed, lstm.render()
+
+
+def test_stderr_is_one_line_without_tf_log_settings(tmp_path) -> None:
+    """TensorFlow's own C++ lines (the CUDA probe, XNNPACK) never reach the user's stderr."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MODELTOOL_DEBUG")}
+    result = run_cli("convert", TF / "module_sm", tmp_path / "m.onnx", "--signature", "nope", env=env)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    ok = run_cli("convert", FIXTURES / "keras3/sequential_mlp.keras", tmp_path / "m.tflite", "-q", env=env)
+    assert ok.returncode == 0 and ok.stderr.strip() == "", ok.stderr
