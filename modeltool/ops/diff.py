@@ -18,6 +18,8 @@ import numpy as np
 from modeltool.ir import Model, Node, Weight
 from modeltool.ops.transfer import _mapped, parse_maps
 
+#: formats that hold weights without an architecture: only their weights can be compared
+WEIGHTS_ONLY = {"keras_h5_weights", "keras3_weights"}
 #: config keys that record the writer, not the architecture
 IGNORED_KEYS = {"name", "module", "registered_name", "build_config", "compile_config", "shared_object_id"}
 
@@ -30,6 +32,8 @@ class DiffReport:
     weights: list[dict[str, Any]] = field(default_factory=list)
     compared_weights: int = 0
     atol: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    architecture_compared: bool = True
 
     @property
     def equal(self) -> bool:
@@ -41,7 +45,8 @@ class DiffReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"equal": self.equal, "a": self.a, "b": self.b, "atol": self.atol, "layers": self.layers,
-                "weights": self.weights, "compared_weights": self.compared_weights}  # fmt: skip
+                "weights": self.weights, "compared_weights": self.compared_weights, "notes": self.notes,
+                "architecture_compared": self.architecture_compared}  # fmt: skip
 
     def render(self) -> str:
         lines = [f"--- {self.a}", f"+++ {self.b}"]
@@ -66,8 +71,10 @@ class DiffReport:
                 lines.append(f"~ weight {item['weight']}: max abs delta {item['max_abs']:.6g}")
             else:
                 lines.append(f"{'+' if change == 'added' else '-'} weight {item['weight']} {tuple(item['shape'])}")
+        lines += [f"note: {n}" for n in self.notes]
         if self.equal:
-            lines.append(f"equal: same layers and configs, {self.compared_weights} weights identical"
+            what = "same layers and configs, " if self.architecture_compared else ""
+            lines.append(f"equal: {what}{self.compared_weights} weights identical"
                          + (f" within {self.atol:g}" if self.atol else ""))  # fmt: skip
         else:
             n_l, n_w = len(self.layers), len(self.weights)
@@ -111,9 +118,26 @@ def _axis(value: Any, node: Node) -> Any:
     return value
 
 
+def _camel(name: str) -> str:
+    """`glorot_uniform` (Keras 1/2 shorthand) and `GlorotUniform` name the same object."""
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) if "_" in name or name.islower() else name
+
+
 def _differs(x: Any, y: Any, same_schema: bool) -> bool:
     """Config values differ: floats beyond float32 round-off, dicts on shared keys (or all keys
-    when both files come from the same Keras major version), lists element by element."""
+    when both files come from the same Keras major version), lists element by element, a scalar
+    and a list of that scalar (`kernel_size=3` is `(3,)`), an object named by its shorthand
+    (`'orthogonal'`) and the same class with its default config."""
+    if isinstance(x, str) and isinstance(y, dict) and "class_name" in y:
+        return _camel(x) != _camel(str(y["class_name"]))
+    if isinstance(y, str) and isinstance(x, dict) and "class_name" in x:
+        return _camel(y) != _camel(str(x["class_name"]))
+    if isinstance(x, str) and isinstance(y, str) and x != y:
+        return _camel(x) != _camel(y)
+    if isinstance(x, list) and not isinstance(y, (list, dict)) and x:
+        return any(_differs(v, y, same_schema) for v in x)
+    if isinstance(y, list) and not isinstance(x, (list, dict)) and y:
+        return any(_differs(x, v, same_schema) for v in y)
     if isinstance(x, dict) and isinstance(y, dict):
         keys = set(x) | set(y) if same_schema else set(x) & set(y)
         return any(_differs(x.get(k), y.get(k), same_schema) for k in keys)
@@ -141,6 +165,12 @@ def diff_models(a: Model, b: Model, *, maps: list[str] | tuple[str, ...] = (), a
     """Architecture and weight differences between two loaded models."""
     report = DiffReport(a.path, b.path, atol=atol)
     rules = parse_maps(maps)
+    weights_only = [m.path for m in (a, b) if m.format in WEIGHTS_ONLY]
+    if weights_only:
+        report.notes.append(f"architecture not compared: {', '.join(weights_only)} holds weights only")
+        report.architecture_compared = False
+        _weights(a, b, rules, report)
+        return report
     nodes_a = {_mapped(p, rules): (p, n) for p, n in (a.graph.walk() if a.graph else [])}
     nodes_b = dict(b.graph.walk()) if b.graph else {}
     same_schema = _major(a) == _major(b)
@@ -191,7 +221,9 @@ def _label(key: tuple[str, str, int]) -> str:
 
 def _positional(wa: dict, wb: dict) -> None:
     """A layer whose weights one file names by role (`w`, `b`) and the other only by index
-    (`var0`, `var1`: a custom layer in a Keras 3 weights file) is paired by position."""
+    (`var0`, `var1`: a custom layer in a Keras 3 weights file), or by a role guessed without an
+    architecture (Keras 1 `embedding_1_W` read as `kernel`), is paired by position when the
+    shapes agree."""
     layers = {k[0] for k in wa} & {k[0] for k in wb}
     for layer in layers:
         ka = [k for k in wa if k[0] == layer]
@@ -199,14 +231,42 @@ def _positional(wa: dict, wb: dict) -> None:
         if len(ka) != len(kb) or set(ka) == set(kb):
             continue
         generic = all(k[1].startswith("var") and k[1][3:].isdigit() for k in kb)
-        if generic or all(k[1].startswith("var") and k[1][3:].isdigit() for k in ka):
+        same_shapes = all(tuple(wa[x].shape) == tuple(wb[y].shape) for x, y in zip(ka, kb))
+        if generic or all(k[1].startswith("var") and k[1][3:].isdigit() for k in ka) or same_shapes:
             for x, y in zip(ka, kb):
                 wb[x] = wb.pop(y) if x != y else wb[y]
+
+
+def _legacy_layouts(a: Model, b: Model, wa: dict, wb: dict, report: DiffReport) -> None:
+    """A layer stored in a Keras 1 or CuDNN layout (12 per-gate LSTM arrays, 4-D Conv1D kernels,
+    Theano kernels) is compared after converting it to the other file's layout, as `convert` does."""
+    from modeltool.errors import LoadError
+    from modeltool.ir import Weight
+    from modeltool.keras.legacy_arrays import convert_layer_arrays
+
+    ops = {p: n.op for p, n in (b.graph.walk() if b.graph else [])}
+    for layer in sorted({k[0] for k in wa} & {k[0] for k in wb}):
+        ka, kb = [k for k in wa if k[0] == layer], [k for k in wb if k[0] == layer]
+        if len(ka) == len(kb) and all(tuple(wa[x].shape) == tuple(wb[y].shape) for x, y in zip(ka, kb)):
+            continue
+        stand_in = type(class_name(ops.get(layer, "")), (), {})()  # the converters go by class name
+        try:
+            arrays = convert_layer_arrays(stand_in, [wa[k].value() for k in ka], [tuple(wb[k].shape) for k in kb],
+                                          layer, a.path)  # fmt: skip
+        except LoadError:
+            continue
+        for k in ka:
+            del wa[k]
+        for k, arr in zip(kb, arrays):
+            wa[k] = Weight(k[1], layer, k[1], tuple(arr.shape), str(arr.dtype), True, lambda arr=arr: iter([arr]))
+        report.notes.append(f"{layer}: {len(ka)} legacy arrays compared in the {len(kb)}-array Keras 3 layout")
 
 
 def _weights(a: Model, b: Model, rules: list, report: DiffReport) -> None:
     wa, wb = _keyed(a.weights, rules), _keyed(b.weights, [])
     _positional(wa, wb)
+    _legacy_layouts(a, b, wa, wb, report)
+    _legacy_layouts(b, a, wb, wa, report)
     for key, w in wa.items():
         other = wb.get(key)
         if other is None:
