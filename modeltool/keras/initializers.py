@@ -30,6 +30,8 @@ ROLE_DEFAULTS = {
     "moving_mean": "Zeros", "moving_variance": "Ones", "embeddings": "RandomUniform",
     "depthwise_kernel": "GlorotUniform", "pointwise_kernel": "GlorotUniform", "alpha": "Zeros",
 }  # fmt: skip
+#: Keras 1 initializer names (`init='uniform'`) -> Keras 3 classes
+KERAS1_NAMES = {"Uniform": "RandomUniform", "Normal": "RandomNormal", "Zero": "Zeros", "One": "Ones"}
 SCALING = {  # name -> (scale, mode, distribution)
     "GlorotUniform": (1.0, "fan_avg", "uniform"), "GlorotNormal": (1.0, "fan_avg", "truncated_normal"),
     "HeUniform": (2.0, "fan_in", "uniform"), "HeNormal": (2.0, "fan_in", "truncated_normal"),
@@ -47,9 +49,10 @@ def _spec(value: Any) -> tuple[str, dict[str, Any]]:
                 "he_normal": "HeNormal", "lecun_uniform": "LecunUniform", "lecun_normal": "LecunNormal",
                 "random_normal": "RandomNormal", "random_uniform": "RandomUniform",
                 "truncated_normal": "TruncatedNormal"}.get(value, _camel(value))  # fmt: skip
-        return name, {}
+        return KERAS1_NAMES.get(name, name), {}
     if isinstance(value, dict):
-        return str(value.get("class_name")), dict(value.get("config") or {})
+        name = str(value.get("class_name"))
+        return KERAS1_NAMES.get(name, name), dict(value.get("config") or {})
     raise UnsupportedError(f"initializer {value!r} is not understood")
 
 

@@ -88,11 +88,13 @@ def _short(value: Any, limit: int = 70) -> str:
 
 
 def canonical(value: Any) -> Any:
-    """A config value with the writer's wrapping removed (Keras 3 object dicts -> class + config)."""
+    """A config value with the writer's wrapping removed (Keras 3 object dicts -> class + config).
+    Explicit `None`s are kept: a key set to None differs from one set to a value, while a key
+    absent from one file is that file's default and is not compared."""
     if isinstance(value, dict):
         if "class_name" in value and "config" in value and value.get("class_name") == "DTypePolicy":
             return canonical(value["config"].get("name"))
-        out = {k: canonical(v) for k, v in value.items() if k not in IGNORED_KEYS and v is not None}
+        out = {k: canonical(v) for k, v in value.items() if k not in IGNORED_KEYS}
         if set(out) == {"class_name", "config"} and isinstance(out["config"], dict) and not out["config"]:
             return out["class_name"]
         return out
@@ -119,8 +121,12 @@ def _axis(value: Any, node: Node) -> Any:
 
 
 def _camel(name: str) -> str:
-    """`glorot_uniform` (Keras 1/2 shorthand) and `GlorotUniform` name the same object."""
-    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) if "_" in name or name.islower() else name
+    """`glorot_uniform` (Keras 1/2 shorthand) and `GlorotUniform` name the same object (and Keras
+    1's `uniform` is `RandomUniform`)."""
+    from modeltool.keras.initializers import KERAS1_NAMES
+
+    camel = "".join(p[:1].upper() + p[1:] for p in name.split("_")) if "_" in name or name.islower() else name
+    return KERAS1_NAMES.get(camel, camel)
 
 
 def _differs(x: Any, y: Any, same_schema: bool) -> bool:
@@ -139,8 +145,7 @@ def _differs(x: Any, y: Any, same_schema: bool) -> bool:
     if isinstance(y, list) and not isinstance(x, (list, dict)) and y:
         return any(_differs(x, v, same_schema) for v in y)
     if isinstance(x, dict) and isinstance(y, dict):
-        keys = set(x) | set(y) if same_schema else set(x) & set(y)
-        return any(_differs(x.get(k), y.get(k), same_schema) for k in keys)
+        return any(_differs(x[k], y[k], same_schema) for k in set(x) & set(y))
     if isinstance(x, list) and isinstance(y, list):
         return len(x) != len(y) or any(_differs(a, b, same_schema) for a, b in zip(x, y))
     if isinstance(x, float) or isinstance(y, float):
@@ -154,8 +159,8 @@ def _config_changes(a: Node, b: Node, same_schema: bool) -> dict[str, list[Any]]
     cb = canonical(b.config) if isinstance(b.config, dict) else {}
     if "axis" in ca and "axis" in cb:
         ca["axis"], cb["axis"] = _axis(ca["axis"], a), _axis(cb["axis"], b)
-    keys = set(ca) | set(cb) if same_schema else set(ca) & set(cb)  # other versions add keys with defaults
-    changes = {k: [ca.get(k), cb.get(k)] for k in sorted(keys) if _differs(ca.get(k), cb.get(k), same_schema)}
+    keys = set(ca) & set(cb)  # a key one file leaves out holds that writer's default: not comparable
+    changes = {k: [ca[k], cb[k]] for k in sorted(keys) if _differs(ca[k], cb[k], same_schema)}
     if a.subgraph is None and b.subgraph is None and [len(c) for c in a.inbound] != [len(c) for c in b.inbound]:
         changes["inbound"] = [a.inbound, b.inbound]
     return changes

@@ -159,6 +159,7 @@ class _Slot:
     trainable: bool
     prefix: str
     config: dict[str, Any]
+    op: str = ""
 
 
 def target_slots(graph: Graph, stored: dict[str, list[Weight]]) -> dict[str, list[_Slot]]:
@@ -175,7 +176,7 @@ def target_slots(graph: Graph, stored: dict[str, list[Weight]]) -> dict[str, lis
             for i, spec in enumerate(specs):
                 shape = tuple(have[i].shape) if i < len(have) else tuple(spec.shape)
                 slots.append(_Slot(path, spec.role, shape, spec.k3[0], spec.k3[1], spec.trainable and trainable_layer,
-                                   spec.prefix, node.config))  # fmt: skip
+                                   spec.prefix, node.config, node.op))  # fmt: skip
             out[path] = slots
         elif have:  # a custom layer: its own variables, in the stored order
             out[path] = [_Slot(path, w.role, tuple(w.shape), "", i, w.trainable, "", node.config)
@@ -226,6 +227,9 @@ def transfer_weights(
     placements = _match(source, target, graph, parse_maps(maps), report, np.random.default_rng(seed))
     if dry_run or not report.passed:
         return report
+    unset = [f"{p.layer}/{p.role}" for p in placements if p.value is None]
+    if unset:
+        raise UnsupportedError(f"{dst}: no value for {', '.join(unset[:5])}: " + report.warnings[0].split(": ", 1)[-1])
     from modeltool.keras import writer
 
     with atomic_path(out, force=force) as tmp:
@@ -270,8 +274,11 @@ def _match(
         for i, slot in enumerate(layer_slots):
             value = values[i] if values is not None else _kept(stored.get(path, []), i, slot)
             if value is None:
-                value = _fresh(slot, rng)
-                report.initialized.append(f"{path}/{slot.role}")
+                try:
+                    value = _fresh(slot, rng)
+                    report.initialized.append(f"{path}/{slot.role}")
+                except UnsupportedError as exc:
+                    report.warnings.append(f"{path}/{slot.role}: {exc}")  # fatal only if OUT is written
             elif values is None and i == 0:
                 row.detail += "; the target's own weights kept"
             placements.append(Placement(path, slot.role, value, slot.k3_sub, slot.k3_index, slot.trainable,
@@ -293,6 +300,14 @@ def _layer(
         return None, LayerRow(path, "missing-in-source", None, len(slots), n_params, detail)
     want = dict(zip(_role_keys(slots, lambda s: s.role), slots))
     have = dict(zip(_role_keys(weights, lambda w: w.role), weights))
+    converted = _legacy_layout(slots, weights, path)
+    if converted is not None:
+        return converted, LayerRow(path, "transferred", src_path, len(slots), n_params,
+                                   f"converted from {len(weights)} legacy arrays")  # fmt: skip
+    if set(want) != set(have) and [tuple(w.shape) for w in weights] == [tuple(s.shape) for s in slots]:
+        # same arrays under other role names (a weights-only file's guessed roles): by position
+        values = [np.asarray(w.value()) for w in weights]
+        return values, LayerRow(path, "transferred", src_path, len(slots), n_params, "matched by position")
     if set(want) != set(have):
         detail = f"weights differ: source {sorted(r for r, _ in have)} vs target {sorted(r for r, _ in want)}"
         return None, LayerRow(path, "shape-mismatch", src_path, len(slots), n_params, detail)
@@ -302,6 +317,23 @@ def _layer(
         return None, LayerRow(path, "shape-mismatch", src_path, len(slots), n_params, f"src vs dst {detail}")
     values = [np.asarray(have[k].value()) for k in _role_keys(slots, lambda s: s.role)]
     return values, LayerRow(path, "transferred", src_path, len(slots), n_params)
+
+
+def _legacy_layout(slots: list[_Slot], weights: list[Weight], path: str) -> list[np.ndarray] | None:
+    """Keras 1 per-gate RNN arrays, 4-D Conv1D kernels, Theano or CuDNN layouts in the source,
+    converted to the target layer's Keras 3 shapes (as `convert` does); None when not applicable."""
+    from modeltool.errors import LoadError
+    from modeltool.keras.legacy_arrays import convert_layer_arrays
+
+    shapes = [tuple(s.shape) for s in slots]
+    stored = [tuple(w.shape) for w in weights]
+    if stored == shapes or not slots:
+        return None
+    stand_in = type(slots[0].op.rsplit(">", 1)[-1] or "Layer", (), {})()  # converters go by class name
+    try:
+        return convert_layer_arrays(stand_in, [np.asarray(w.value()) for w in weights], shapes, path, "source")
+    except LoadError:
+        return None
 
 
 def _kept(stored: list[Weight], i: int, slot: _Slot) -> np.ndarray | None:
