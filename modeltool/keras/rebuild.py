@@ -302,8 +302,48 @@ def build(
         raise UnsupportedError(
             f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
         )
-    set_weights(native, model.weights, model.path)
+    try:
+        set_weights(native, model.weights, model.path)
+    except LoadError:
+        if not _load_keras3_weights(native, model):
+            raise
     return native
+
+
+def keras3_weights_file(model: Model) -> tuple[str, str | None] | None:
+    """(file, member inside a .keras zip or None) of a Keras 3 weights layout behind the model."""
+    from modeltool.formats import Format
+
+    if model.format == Format.KERAS_V3.value:
+        return model.path, "model.weights.h5"
+    source = model.metadata.extra.get("weights_from")
+    if source and str(source).endswith(".weights.h5"):
+        return str(source), None
+    return None
+
+
+def _load_keras3_weights(native: Any, model: Model) -> bool:
+    """Layers whose weights live in sub-objects modeltool has no layout for (MultiHeadAttention's
+    query/key/value, composite custom layers) are loaded by Keras's own attribute-path matcher from
+    the Keras 3 weights file of the same architecture: an HDF5 of arrays, no code. True on success."""
+    import tempfile
+    import zipfile
+
+    where = keras3_weights_file(model)
+    if where is None:
+        return False
+    path, member = where
+    with tempfile.TemporaryDirectory() as tmp:
+        target = path
+        if member is not None:
+            target = os.path.join(tmp, "model.weights.h5")
+            with zipfile.ZipFile(path) as zf, open(target, "wb") as out:
+                out.write(zf.read(member))
+        try:
+            native.load_weights(target)
+        except Exception:  # noqa: BLE001 - the layouts really differ: the caller reports its own error
+            return False
+    return True
 
 
 def _is_subclassed(model: Model) -> bool:

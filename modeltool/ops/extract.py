@@ -101,13 +101,44 @@ def _path(ir: Model, name: str) -> str:
     return name
 
 
+def call_templates(config: dict[str, Any] | None, prefix: str = "") -> dict[str, list[tuple[Any, Any]]]:
+    """{layer path: per call, (args, kwargs)} as a Keras 3 config records them, keras tensors left as
+    placeholders: `MultiHeadAttention(query, value)` is called with two arguments, `Add` with a list."""
+    out: dict[str, list[tuple[Any, Any]]] = {}
+    cfg = (config or {}).get("config")
+    for entry in cfg.get("layers", []) if isinstance(cfg, dict) else []:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        nodes = entry.get("inbound_nodes") or []
+        if nodes and all(isinstance(n, dict) for n in nodes):
+            out[f"{prefix}{name}"] = [(n.get("args", []), n.get("kwargs", {})) for n in nodes]
+        inner = entry.get("config")
+        if isinstance(inner, dict) and "layers" in inner:
+            out.update(call_templates(entry, f"{prefix}{name}/"))
+    return out
+
+
+def _fill(template: Any, tensors: dict[str, Any]) -> Any:
+    if isinstance(template, dict):
+        if template.get("class_name") == "__keras_tensor__":
+            name, call, k = template["config"]["keras_history"]
+            base = name if call == 0 else f"{name}@{call}"
+            return tensors[base if k == 0 else f"{base}:{k}"]
+        return {key: _fill(v, tensors) for key, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, tensors) for v in template]
+    return template
+
+
 class Tracer:
     """Re-runs the IR graph with the native layers, recording every layer call's outputs by path."""
 
-    def __init__(self, native: Any, cuts: dict[str, Any] | None = None) -> None:
+    def __init__(self, native: Any, cuts: dict[str, Any] | None = None, config: dict[str, Any] | None = None) -> None:
         self.native = native
         self.cuts = cuts or {}
         self.calls: dict[str, list[list[Any]]] = {}  # layer path -> per call, its output tensors
+        self.templates = call_templates(config)
 
     def run(self, graph: Graph, prefix: str, feeds: dict[str, Any]) -> list[Any]:
         tensors: dict[str, Any] = dict(feeds)
@@ -126,7 +157,11 @@ class Tracer:
                         seen = ", ".join(missing)
                         raise UnsupportedError(f"layer {path} consumes {seen}, which the trace has not seen")
                     args = [tensors[k] for k in call]
-                    outs = self._call(node, path, args)
+                    template = self.templates.get(path, [])
+                    if node.subgraph is None and c < len(template):
+                        outs = self._call_template(path, template[c], tensors)
+                    else:
+                        outs = self._call(node, path, args)
                 self.calls.setdefault(path, []).append(outs)
                 for k, t in enumerate(outs):
                     base = node.name if c == 0 else f"{node.name}@{c}"
@@ -137,6 +172,14 @@ class Tracer:
                 raise UnsupportedError(f"output {prefix}{spec.name} of a nested model could not be traced")
             result.append(tensors[spec.name])
         return result
+
+    def _call_template(self, path: str, template: tuple[Any, Any], tensors: dict[str, Any]) -> list[Any]:
+        try:
+            args, kwargs = _fill(template[0], tensors), _fill(template[1], tensors)
+        except KeyError as exc:
+            raise UnsupportedError(f"layer {path} consumes {exc}, which the trace has not seen") from exc
+        out = _native_layer(self.native, path)(*args, **kwargs)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
 
     def _call(self, node: Node, path: str, args: list[Any]) -> list[Any]:
         if node.subgraph is not None:
@@ -186,7 +229,7 @@ def build_submodel(native: Any, ir: Model, outputs: list[str], inputs: list[str]
         cuts[path] = keras.Input(shape=tuple(shape[1:]), dtype=dtype, name=path.rsplit("/", 1)[-1].replace("/", "_"))
     feeds = {s.name: keras.Input(shape=tuple(s.shape[1:]) if s.shape else (), dtype=s.dtype or "float32", name=s.name)
              for s in graph.inputs}  # fmt: skip
-    tracer = Tracer(native, cuts)
+    tracer = Tracer(native, cuts, ir.config)
     tracer.run(graph, "", feeds)
     out_keys = [_resolve_key(ir, k) for k in outputs]
     outs = [_output(tracer, k) for k in out_keys]
