@@ -160,6 +160,31 @@ def _dense(cfg, shapes):
     return LayerInfo([None if s is None else (*s[:-1], units)], w)
 
 
+@register("MultiHeadAttention")
+def _multi_head_attention(cfg, shapes):
+    """query/key/value projections and the output projection, each an EinsumDense sub-object
+    (`query_dense`, ... in Keras 3 weight files; `mha/query/kernel` in legacy ones)."""
+    q = _first(shapes)
+    v = shapes[1] if len(shapes) > 1 else q
+    k = shapes[2] if len(shapes) > 2 else v
+    heads, key_dim = cfg["num_heads"], cfg["key_dim"]
+    value_dim = cfg.get("value_dim") or key_dim
+    out_dim = cfg.get("output_shape") or (q[-1] if q is not None else None)
+    if isinstance(out_dim, (list, tuple)):
+        out_dim = out_dim[-1] if len(out_dim) == 1 else None
+    bias = cfg.get("use_bias", True)
+    w = []
+    for name, sub, src, dim in (("query", "query_dense", q, key_dim), ("key", "key_dense", k, key_dim),
+                                ("value", "value_dense", v, value_dim)):  # fmt: skip
+        w.append(WeightSpec("kernel", (src[-1] if src is not None else None, heads, dim), k3=(sub, 0), prefix=name))
+        if bias:
+            w.append(WeightSpec("bias", (heads, dim), k3=(sub, 1), prefix=name))
+    w.append(WeightSpec("kernel", (heads, value_dim, out_dim), k3=("output_dense", 0), prefix="attention_output"))
+    if bias:
+        w.append(WeightSpec("bias", (out_dim,), k3=("output_dense", 1), prefix="attention_output"))
+    return LayerInfo([None if q is None else (*q[:-1], out_dim)], w)
+
+
 @register("Embedding")
 def _embedding(cfg, shapes):
     s = _first(shapes)

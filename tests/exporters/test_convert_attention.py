@@ -53,3 +53,30 @@ def test_extract_around_attention(attention) -> None:
     assert report.written and report.passed
     sub = keras.saving.load_model(tmp / "ln.keras")
     np.testing.assert_allclose(np.asarray(sub(attention["x"])), attention["ln"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("out_name", ["t.keras", "t.h5", "t.weights.h5"])
+def test_attention_weights_layout_for_inspect_transfer_and_diff(attention, out_name: str) -> None:
+    """modeltool's own MultiHeadAttention layout (query_dense/... sub-objects) is the one Keras
+    reads and writes: inspect names the weights, transfer-weights writes files Keras loads, diff
+    finds the .h5 and .keras equal."""
+    import keras
+
+    import modeltool
+    from modeltool.ops.diff import diff_files
+    from modeltool.ops.transfer import transfer_weights
+
+    tmp = attention["tmp"]
+    model = modeltool.load(tmp / "m.keras")
+    assert {w.name for w in model.weights if w.layer == "mha"} >= {"mha/query/kernel", "mha/attention_output/bias"}
+    assert modeltool.load(tmp / "m.json").params.total == keras.saving.load_model(tmp / "m.keras").count_params()
+    assert diff_files(str(tmp / "m.h5"), str(tmp / "m.keras")).equal
+    out = tmp / out_name
+    out.unlink(missing_ok=True)
+    assert transfer_weights(str(tmp / "m.h5"), str(tmp / "m.json"), str(out), strict=True).complete
+    if out_name.endswith(".weights.h5"):
+        loaded = keras.models.model_from_json((tmp / "m.json").read_text())
+        loaded.load_weights(out)
+    else:
+        loaded = keras.saving.load_model(out, compile=False)
+    np.testing.assert_allclose(np.asarray(loaded(attention["x"])), attention["y"], rtol=1e-6, atol=1e-6)
