@@ -1,1 +1,3 @@
-"""TensorFlow graph formats read without TensorFlow: protobuf schemas, checkpoint bundles, GraphDefs."""
+"""TensorFlow graph formats: protobuf schemas, checkpoint bundles, GraphDefs and object paths,
+all read without TensorFlow; `native.py` (which imports TensorFlow when used) makes them runnable
+and convertible as frozen graphs."""
