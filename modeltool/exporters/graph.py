@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from modeltool.deps import require
-from modeltool.errors import ModelToolError, UnsupportedError
 from modeltool.exporters import onnx_passes
 from modeltool.exporters.serving import ExportOptions
 from modeltool.ir import Model
@@ -30,27 +29,14 @@ def _shapes(fg: FrozenGraph, options: ExportOptions) -> dict[str, tuple | None]:
 
 
 def to_onnx(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
-    from modeltool.exporters.onnx import default_opset, save, validate
+    from modeltool.exporters.onnx import checked_opset, run_tf2onnx, save, validate
 
-    tf2onnx = require("tf2onnx", "converting to ONNX")
     onnx = require("onnx", "converting to ONNX")
-    opset = options.opset or default_opset()
-    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    if not 7 <= opset <= newest:
-        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
+    opset = checked_opset(options)
     shapes = _shapes(fg, options)
     override = {e.tensor: list(shapes[e.name]) for e in fg.inputs if e.name in options.input_shapes}
-    try:
-        proto, _ = tf2onnx.convert.from_graph_def(
-            fg.graph_def, input_names=[e.tensor for e in fg.inputs], output_names=[e.tensor for e in fg.outputs],
-            opset=opset, shape_override=override or None,
-        )  # fmt: skip
-    except ModelToolError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on an op it cannot handle
-        raise UnsupportedError(
-            f"tf2onnx cannot convert this graph ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
-        ) from exc
+    proto = run_tf2onnx(fg.graph_def, [e.tensor for e in fg.inputs], [e.tensor for e in fg.outputs], opset,
+                        shape_override=override or None)  # fmt: skip
     fixes = onnx_passes.run_all(
         proto, {}, {e.tensor: e.name for e in fg.inputs}, {e.tensor: e.name for e in fg.outputs}
     )

@@ -29,6 +29,32 @@ def default_opset() -> int:
     return min(max(tf2onnx.constants.OPSET_TO_IR_VERSION), onnx.defs.onnx_opset_version())
 
 
+def checked_opset(options: ExportOptions) -> int:
+    """The opset to write: --opset when tf2onnx supports it, else the default."""
+    tf2onnx = require("tf2onnx", "converting to ONNX")
+    opset = options.opset or default_opset()
+    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
+    if not 7 <= opset <= newest:
+        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
+    return opset
+
+
+def run_tf2onnx(graph_def: Any, input_names: list[str], output_names: list[str], opset: int, **kwargs: Any) -> Any:
+    """`tf2onnx.convert.from_graph_def`, its failures as one UnsupportedError line."""
+    tf2onnx = require("tf2onnx", "converting to ONNX")
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, input_names=input_names, output_names=output_names, opset=opset, **kwargs
+        )
+    except ModelToolError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on an op it cannot handle
+        raise UnsupportedError(
+            f"tf2onnx cannot convert this model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from exc
+    return proto
+
+
 def large_variables(native: Any, limit: int) -> list[Any]:
     """The model's variables over `limit` bytes, each once (shared layers share variables)."""
     import numpy as np
@@ -64,23 +90,10 @@ def frozen_graph(
 
 def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
     """Write `native` as ONNX to `path`; returns details (opset, node count, fixes applied)."""
-    tf2onnx = require("tf2onnx", "converting to ONNX")
     onnx = require("onnx", "converting to ONNX")
-    opset = options.opset or default_opset()
-    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    if not 7 <= opset <= newest:
-        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
+    opset = checked_opset(options)
     graph_def, inputs, outputs, detached = frozen_graph(native, ir, options)
-    try:
-        proto, _ = tf2onnx.convert.from_graph_def(
-            graph_def, input_names=list(inputs) + list(detached), output_names=list(outputs), opset=opset
-        )
-    except ModelToolError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on an op it cannot handle
-        raise UnsupportedError(
-            f"tf2onnx cannot convert this model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
-        ) from exc
+    proto = run_tf2onnx(graph_def, list(inputs) + list(detached), list(outputs), opset)
     del graph_def
     fixes = onnx_passes.run_all(proto, detached, inputs, outputs)
     detached.clear()

@@ -180,7 +180,11 @@ def k3_weights(opener: H5Opener, root: Any, graph: Graph | None) -> list[Weight]
     return out
 
 
-def _k3_graph(opener, root, base: str, graph: Graph, prefix: str, out: list, claimed: set) -> None:
+def k3_groups(graph: Graph, base: str = "layers", prefix: str = "", *, recurse: bool = True
+               ) -> Iterator[tuple[Node, str, str]]:  # fmt: skip
+    """(node, layer path, `.weights.h5` group) of every layer in Keras's order: the object key is
+    the snake-case class name, numbered per class (`dense`, `dense_1`); nested models' layers sit
+    under `<group>/layers` (walked unless `recurse` is False). Read and written by the same rule."""
     used: dict[str, int] = {}
     for node in graph.nodes:
         key = snake_case(node.op)
@@ -189,10 +193,16 @@ def _k3_graph(opener, root, base: str, graph: Graph, prefix: str, out: list, cla
             key = f"{key}_{used[key]}"
         else:
             used[key] = 0
-        gpath = f"{base}/{key}"
+        gpath, path = f"{base}/{key}", f"{prefix}{node.name}"
+        yield node, path, gpath
+        if recurse and node.subgraph is not None:
+            yield from k3_groups(node.subgraph, f"{gpath}/layers", path + "/")
+
+
+def _k3_graph(opener, root, base: str, graph: Graph, prefix: str, out: list, claimed: set) -> None:
+    for node, layer_path, gpath in k3_groups(graph, base, prefix, recurse=False):
         if gpath not in root:
             continue
-        layer_path = f"{prefix}{node.name}"
         if node.subgraph is not None:
             if f"{gpath}/layers" in root:
                 _k3_graph(opener, root, f"{gpath}/layers", node.subgraph, layer_path + "/", out, claimed)

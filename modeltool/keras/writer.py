@@ -16,14 +16,13 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from modeltool.ir import Graph, Node
-from modeltool.keras.weights import snake_case
+from modeltool.ir import Graph
+from modeltool.keras.weights import k3_groups
 
 KERAS_VERSION = "3.0.0"  # the Keras format written; Keras 3 reads it whatever its minor version
 
@@ -39,23 +38,6 @@ class Placement:
     k3_index: int = 0
     trainable: bool = True
     prefix: str = ""  # Keras path between layer and role, for legacy weight names
-
-
-def k3_groups(graph: Graph, base: str = "layers", prefix: str = "") -> Iterator[tuple[Node, str, str]]:
-    """(node, layer path, `.weights.h5` group) for every layer, nested models walked, in Keras's
-    order: the object key is the snake-case class name, numbered per class (`dense`, `dense_1`)."""
-    used: dict[str, int] = {}
-    for node in graph.nodes:
-        key = snake_case(node.op)
-        if key in used:
-            used[key] += 1
-            key = f"{key}_{used[key]}"
-        else:
-            used[key] = 0
-        gpath, path = f"{base}/{key}", f"{prefix}{node.name}"
-        yield node, path, gpath
-        if node.subgraph is not None:
-            yield from k3_groups(node.subgraph, f"{gpath}/layers", path + "/")
 
 
 def write_weights_h5(target: Any, graph: Graph, placements: list[Placement], model_name: str) -> None:
