@@ -28,18 +28,64 @@ def _shapes(fg: FrozenGraph, options: ExportOptions) -> dict[str, tuple | None]:
     return {e.name: options.input_shapes.get(e.name, e.shape) for e in fg.inputs}
 
 
+class _ConstValue:
+    """A detached constant's value, read from the GraphDef's bytes only when attached."""
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor = tensor
+
+    def numpy(self) -> Any:
+        import numpy as np
+
+        from modeltool.tfgraph.protos import dtype_name
+
+        dims = [d.size for d in self.tensor.tensor_shape.dim]
+        return np.frombuffer(self.tensor.tensor_content, dtype=dtype_name(self.tensor.dtype)).reshape(dims)
+
+
+def detach_constants(graph_def: Any, limit: int) -> tuple[Any, dict[str, _ConstValue]]:
+    """A copy of the graph whose float constants over `limit` bytes are Placeholders, and their
+    values by tensor name: tf2onnx then converts a light graph (it copies every constant through its
+    passes, ~45x the weights) and the values are attached as initializers afterwards, as for Keras
+    sources. Constants stay where they are in the source graph (the reference still runs it)."""
+    tf = require("tensorflow")
+    light = tf.compat.v1.GraphDef()
+    light.versions.CopyFrom(graph_def.versions)
+    light.library.CopyFrom(graph_def.library)
+    detached: dict[str, _ConstValue] = {}
+    for node in graph_def.node:
+        value = node.attr["value"].tensor if node.op == "Const" and "value" in node.attr else None
+        if value is not None and len(value.tensor_content) > limit and value.dtype in (1, 2, 19):  # f32 f64 f16
+            placeholder = light.node.add(name=node.name, op="Placeholder")
+            placeholder.attr["dtype"].type = value.dtype
+            placeholder.attr["shape"].shape.CopyFrom(value.tensor_shape)
+            detached[f"{node.name}:0"] = _ConstValue(value)
+        else:
+            light.node.add().CopyFrom(node)
+    return light, detached
+
+
 def to_onnx(fg: FrozenGraph, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+    from modeltool.errors import UnsupportedError
     from modeltool.exporters.onnx import checked_opset, run_tf2onnx, save, validate
 
     onnx = require("onnx", "converting to ONNX")
     opset = checked_opset(options)
     shapes = _shapes(fg, options)
     override = {e.tensor: list(shapes[e.name]) for e in fg.inputs if e.name in options.input_shapes}
-    proto = run_tf2onnx(fg.graph_def, [e.tensor for e in fg.inputs], [e.tensor for e in fg.outputs], opset,
-                        shape_override=override or None)  # fmt: skip
-    fixes = onnx_passes.run_all(
-        proto, {}, {e.tensor: e.name for e in fg.inputs}, {e.tensor: e.name for e in fg.outputs}
-    )
+    ins, outs = [e.tensor for e in fg.inputs], [e.tensor for e in fg.outputs]
+    light, detached = detach_constants(fg.graph_def, options.detach_bytes)
+    try:
+        proto = run_tf2onnx(light, ins + list(detached), outs, opset, shape_override=override or None)
+    except UnsupportedError:
+        if not detached:
+            raise
+        # a large constant that an op needs at conversion time: convert the whole graph instead
+        detached = {}
+        proto = run_tf2onnx(fg.graph_def, ins, outs, opset, shape_override=override or None)
+    del light
+    fixes = onnx_passes.run_all(proto, detached, {e.tensor: e.name for e in fg.inputs},
+                                {e.tensor: e.name for e in fg.outputs})  # fmt: skip
     weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
     save(onnx, proto, path, weight_bytes >= options.external_data_bytes, options.final_path or path)
     nodes, ops = len(proto.graph.node), sorted({n.op_type for n in proto.graph.node})

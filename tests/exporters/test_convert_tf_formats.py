@@ -154,3 +154,22 @@ def test_stderr_is_one_line_without_tf_log_settings(tmp_path) -> None:
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     ok = run_cli("convert", FIXTURES / "keras3/sequential_mlp.keras", tmp_path / "m.tflite", "-q", env=env)
     assert ok.returncode == 0 and ok.stderr.strip() == "", ok.stderr
+
+
+def test_large_constants_of_graph_sources_bypass_tf2onnx(tmp_path) -> None:
+    """A SavedModel's large weights are detached from the frozen graph before tf2onnx and attached
+    as initializers afterwards (the memory-saving path of Keras sources), still verified."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((256,), name="x")
+    out = keras.layers.Dense(4, name="head")(keras.layers.Dense(256, activation="relu", name="wide")(inp))
+    keras.Model(inp, out).export(str(tmp_path / "sm"), verbose=False)
+    report = convert(tmp_path / "sm", str(tmp_path / "m.onnx"))
+    assert report.written and report.passed, report.render()
+    assert any(f.startswith("attached 1 large weights") for f in report.details["fixes"]), report.details
+    import onnx
+
+    proto = onnx.load(str(tmp_path / "m.onnx"))
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert max(int(np.prod(t.dims)) for t in proto.graph.initializer) == 256 * 256
