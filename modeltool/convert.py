@@ -108,11 +108,29 @@ class ConvertOptions:
     inputs: str | None = None
     outputs: str | None = None
     config: str | None = None
+    #: Keras sources: "writer" (the runtime that wrote the file), "rebuild" (Keras 3), None = writer if installed
+    reference: str | None = None
 
 
 def tolerance_for(quantize: str | None, atol: float | None, rtol: float | None) -> Tolerance:
     base = TOLERANCES.get(quantize or "float32", TOLERANCES["float32"])
     return Tolerance(base.atol if atol is None else atol, base.rtol if rtol is None else rtol, base.min_cosine)
+
+
+#: export options that only some targets take -> those targets
+TARGET_ONLY_OPTIONS = {
+    "quantize": ("--quantize", ("tflite",)),
+    "calibration": ("--calibration", ("tflite",)),
+    "allow_flex": ("--allow-flex", ("tflite",)),
+    "opset": ("--opset", ("onnx",)),
+}
+
+
+def _check_target_options(target: str, eo: ExportOptions) -> None:
+    """An option the target does not take is a usage error naming both, never silently ignored."""
+    for attr, (flag, targets) in TARGET_ONLY_OPTIONS.items():
+        if getattr(eo, attr, None) and target not in targets:
+            raise UsageError(f"{flag} applies to {'/'.join(targets)} targets only, not to {target}")
 
 
 def has_rnn(model: Model) -> bool:
@@ -152,6 +170,7 @@ def convert(
     src = os.fspath(src)
     target = target_for(dst, options.to)
     check_destination(dst, options.force)
+    _check_target_options(target, eo)
     eo.final_path = dst.rstrip("/")
     report = ConvertReport(src, "?", target, dst.rstrip("/"))
     with _step(report, "load", progress):
@@ -182,9 +201,9 @@ def convert(
         report.warnings.append("--unsafe: Python code from the model file (Lambda layers) was run")
 
     def reference_runner() -> Any:
-        from modeltool.runners.keras import KerasRunner
+        from modeltool.runners.keras import keras_reference
 
-        return KerasRunner(reference, ir)
+        return keras_reference(ir, lambda: reference, options.reference, custom)
 
     def roundtrip_check(tmp: str) -> dict[str, Any]:
         from modeltool.exporters.keras import roundtrip

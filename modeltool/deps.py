@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "tensorflow": "tf",
     "tf2onnx": "tf",
     "keras": "tf",
+    "tf_keras": "tf",
     "onnxruntime": "ort",
     "ai_edge_litert": "litert",
     "onnx": "core",
@@ -40,7 +41,8 @@ def available(name: str) -> bool:
 
 def require(name: str, purpose: str = "") -> ModuleType:
     """Import `name` or raise a MissingDependencyError that says how to install it."""
-    quiet = name.split(".")[0] in ("tensorflow", "keras", "tf2onnx") and name.split(".")[0] not in sys.modules
+    top = name.split(".")[0]
+    quiet = top in ("tensorflow", "keras", "tf2onnx", "tf_keras") and top not in sys.modules
     if quiet:
         # TensorFlow's C++ chatter (oneDNN, the CUDA probe's "failed call to cuInit" when a graph first
         # runs) is noise on a CLI's stderr: modeltool reports what failed itself, in one line.
@@ -52,6 +54,10 @@ def require(name: str, purpose: str = "") -> ModuleType:
         if quiet and "tensorflow" in sys.modules and not os.environ.get("MODELTOOL_DEBUG"):
             # v1-API deprecation notices (ours and tf2onnx's) are not the user's concern
             sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+        if quiet and name == "tf_keras":
+            import warnings
+
+            warnings.filterwarnings("ignore", module="tf_keras")  # its deprecation notices are not the user's
         if quiet and name == "tf2onnx" and not os.environ.get("MODELTOOL_DEBUG"):
             import logging
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from modeltool.cli.options import comparison_options, source_options
+from modeltool.cli.options import comparison_options, reference_option, source_options
 from modeltool.cli.output import emit
 
 
@@ -29,12 +29,14 @@ from modeltool.cli.output import emit
 @click.option("--weights-from", type=click.Path(path_type=str), default=None, help="Weights for a JSON/YAML SRC.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @comparison_options
+@reference_option
 @source_options
 def convert_cmd(src: str, dst: str, to: str | None, force: bool, opset: int | None, quantize: str | None,
                 calibration: str | None, allow_flex: bool, no_verify: bool, weights_from: str | None, quiet: bool,
                 atol: float | None, rtol: float | None, input_data: str | None, seed: int, batch: int, device: str,
                 input_shapes: tuple[str, ...], custom_objects: str | None, unsafe: bool,
-                as_json: bool, graph_inputs: str | None, graph_outputs: str | None, arch_config: str | None,
+                reference_mode: str | None, as_json: bool,
+                graph_inputs: str | None, graph_outputs: str | None, arch_config: str | None,
                 signature: str | None) -> None:  # fmt: skip
     """Convert SRC to DST; the target comes from DST's suffix (.onnx .tflite .pb .keras .h5 .weights.h5
     .json .yaml .ckpt) or a trailing / (SavedModel). The result is verified against SRC (exit 1 on a
@@ -50,6 +52,7 @@ def convert_cmd(src: str, dst: str, to: str | None, force: bool, opset: int | No
         to=to, force=force, verify=not no_verify, custom_objects=custom_objects, unsafe=unsafe,
         weights_from=weights_from, atol=atol, rtol=rtol, input_data=input_data, batch=batch,
         signature=signature, inputs=graph_inputs, outputs=graph_outputs, config=arch_config,
+        reference=reference_mode,
     )  # fmt: skip
     if allow_flex and not quiet:
         click.echo("modeltool: warning: --allow-flex: the result may need the Flex delegate to run", err=True)

@@ -32,6 +32,15 @@ def comparison_options(f: F) -> F:
     return f
 
 
+def reference_option(f: F) -> F:
+    """--reference writer|rebuild: what computes the reference numbers of a Keras 1/2 file."""
+    return click.option(
+        "--reference", "reference_mode", type=click.Choice(["writer", "rebuild"]), default=None,
+        help="Keras 1/2 files: compute the reference in the runtime that wrote them (tf_keras; the default when "
+        "installed) or in modeltool's Keras 3 rebuild.",
+    )(f)  # fmt: skip
+
+
 def source_options(f: F, *, signature: bool = True) -> F:
     """--inputs/--outputs (GraphDef, TF1 checkpoint), --config (checkpoint architecture), --signature."""
     decorators = [

@@ -28,6 +28,12 @@ from modeltool.keras.graph import call_keys, is_model_class, skip_first_nodes, t
 from modeltool.keras.layers import REGISTRY as LAYER_REGISTRY
 from modeltool.keras.legacy import normalize_layer
 from modeltool.keras.legacy_arrays import convert_layer_arrays
+from modeltool.keras.semantics import (
+    legacy_objects,
+    preserve_writer_semantics,
+    refuse_lost_semantics,
+    writer_generation,
+)
 
 RNN_CLASSES = {"LSTM", "GRU", "SimpleRNN"}
 CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
@@ -285,6 +291,13 @@ def build(
     if _is_subclassed(model):
         return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
+    generation = writer_generation(model)
+    if generation < 3:
+        refuse_lost_semantics(model.config)
+        kept = preserve_writer_semantics(cfg, generation)
+        if kept and notes is not None:
+            notes.append(f"Keras {generation} semantics kept: {'; '.join(kept)}")
+    custom_objects.update({k: v for k, v in legacy_objects().items() if k not in custom_objects})
     dropped = _fit_to_keras3(cfg, keras)
     if dropped and notes is not None:
         notes.append(f"arguments Keras 3 does not take were dropped: {'; '.join(dropped[:8])}")
@@ -292,7 +305,9 @@ def build(
     custom_objects.setdefault("Functional", keras.Model)  # Model.from_config builds functional configs
     custom_objects.setdefault("Sequential", keras.Sequential)
     try:
-        native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
+        # a scope, not only the argument: layers look their activation names up in the scope
+        with keras.saving.custom_object_scope(legacy_objects()):
+            native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
     except Exception as exc:  # noqa: BLE001 - Keras/TF raise anything from a bad config; report it as such
         hint = ""
         if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]
@@ -450,6 +465,11 @@ def set_weights(native: Any, weights: list[Weight], source: str) -> None:
         expected = [tuple(v.shape) for v in layer.weights]
         arrays = convert_layer_arrays(layer, arrays, expected, path, source)
         layer.set_weights(arrays)
+        finalize = getattr(layer, "finalize_state", None)
+        if callable(finalize):
+            # Normalization (and other preprocessing layers) compute what they apply from their stored
+            # state here, as Keras's own loader does; skipping it silently leaves mean 0 / variance 1
+            finalize()
     leftover = [p for p in by_layer if p and p not in used and p.split("/")[-1] not in {u.split("/")[-1] for u in used}]
     if leftover:
         raise LoadError(f"{source}: stored weights of {', '.join(leftover[:5])} match no layer of the architecture")

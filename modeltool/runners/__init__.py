@@ -28,6 +28,7 @@ def open_runner(
     inputs: str | None = None,
     outputs: str | None = None,
     config: str | None = None,
+    reference: str | None = None,
 ) -> Runner:
     """A runner for any runnable model file (Keras, ONNX, TFLite, SavedModel, frozen GraphDef,
     TF1 checkpoint with its .meta, checkpoint + Keras architecture)."""
@@ -36,11 +37,13 @@ def open_runner(
     path = os.fspath(path)
     fmt = detect(path)
     if fmt in KERAS_FORMATS or (fmt == Format.CHECKPOINT and config):
-        from modeltool.keras.rebuild import build
-        from modeltool.runners.keras import KerasRunner
+        from modeltool.keras.rebuild import build, check_safe
+        from modeltool.runners.keras import keras_reference
 
         ir = load(path, **source_options(weights_from=weights_from, config=config))
-        return KerasRunner(build(ir, custom_objects=custom_objects, unsafe=unsafe), ir)
+        check_safe(ir, unsafe=unsafe, custom_objects=dict(custom_objects or {}))
+        rebuild = lambda: build(ir, custom_objects=custom_objects, unsafe=unsafe)  # noqa: E731
+        return keras_reference(ir, rebuild, reference, custom_objects)
     if fmt in (Format.GRAPHDEF, Format.CHECKPOINT):
         from modeltool.runners.tfgraph import GraphRunner
         from modeltool.tfgraph.native import from_ir

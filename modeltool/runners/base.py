@@ -52,6 +52,11 @@ class Runner:
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def random_sources(self) -> tuple[list[str], list[str]]:
+        """(ops that draw random numbers at inference, input names that steer them); what a
+        non-deterministic reference is reported with. Backends that cannot tell return nothing."""
+        return [], []
+
     def infer(self, feed: Feed) -> dict[str, np.ndarray]:
         """Outputs for one batch of inputs, as numpy arrays."""
         if not self.active:

@@ -62,3 +62,14 @@ class SavedModelRunner(Runner):
             **{k: tf.constant(np.asarray(v).astype(specs[k], copy=False)) for k, v in feed.items() if k in specs}
         )
         return {k: out[k].numpy() for k in self.output_names()}
+
+    def random_sources(self) -> tuple[list[str], list[str]]:
+        from modeltool.tfgraph.randomness import random_sources
+
+        graph = self.fn.graph
+        ops, driving = random_sources(graph.as_graph_def(), [t.name for t in self.fn.inputs])
+        keys = {t.name.split(":")[0]: k for k, t in zip(self._input_keys(), self.fn.inputs)}
+        return ops, [keys.get(d, d) for d in driving]
+
+    def _input_keys(self) -> list[str]:
+        return [s.name for s in self.input_specs()]

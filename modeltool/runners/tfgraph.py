@@ -40,3 +40,10 @@ class GraphRunner(Runner):
                      for e in fg.inputs if e.name in feed}  # fmt: skip
         values = self.session.run([e.tensor for e in fg.outputs], feed_dict=feed_dict)
         return dict(zip(self.output_names(), values))
+
+    def random_sources(self) -> tuple[list[str], list[str]]:
+        from modeltool.tfgraph.randomness import random_sources
+
+        ops, driving = random_sources(self.frozen.graph_def, [e.tensor for e in self.frozen.inputs])
+        names = {e.tensor.split(":")[0]: e.name for e in self.frozen.inputs}
+        return ops, [names.get(d, d) for d in driving]

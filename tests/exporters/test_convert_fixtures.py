@@ -10,7 +10,7 @@ from modeltool.convert import ConvertOptions, convert
 from modeltool.errors import UnsupportedError
 from modeltool.exporters.serving import ExportOptions
 from tests.conftest import FIXTURES
-from tests.exporters.conftest import CUSTOM_OBJECTS, KERAS2, KERAS3
+from tests.exporters.conftest import CUSTOM_OBJECTS, KERAS2, KERAS3, assert_matches_writer
 
 SOURCES = [FIXTURES / "keras3" / n for n in KERAS3] + [FIXTURES / "keras2" / n for n in KERAS2]
 RUNNABLE = ["x.onnx", "x.tflite", "saved/"]
@@ -46,6 +46,14 @@ def test_runnable_targets_verify(src, dst, tmp_path):
     assert [o.name for o in report.verification.outputs]  # every output compared
     for o in report.verification.outputs:
         assert o.max_abs is not None and o.cosine is not None
+    # the written file computes what the fixture's own writer computed (stored by make_references.py)
+    writer = assert_matches_writer(f"{src.parent.name}/{src.name.split('.')[0]}", out.rstrip("/"))
+    assert writer.startswith("tf_keras" if src.parent.name == "keras2" else "keras")
+    kind = report.verification.reference_kind or ""
+    if src.parent.name == "keras2" and "custom" not in src.name:
+        assert kind.startswith("writer: tf_keras"), kind  # Keras 2 files are verified against Keras 2 itself
+    else:
+        assert kind.startswith("rebuild"), kind
 
 
 @pytest.mark.parametrize("dst", KERAS_TARGETS)

@@ -12,6 +12,7 @@ import modeltool
 from modeltool.convert import ConvertOptions, convert
 from modeltool.errors import UnsupportedError, UsageError
 from tests.conftest import CORPUS, FIXTURES, manifest, requires_corpus, run_cli
+from tests.exporters.conftest import assert_matches_writer
 
 TF = FIXTURES / "tf"
 SOURCES = {
@@ -40,6 +41,15 @@ def test_tf_source_converts_and_verifies(tmp_path, source: str, target: str) -> 
     out = modeltool.load(dst.rstrip("/"))
     src = modeltool.load(TF / rel, **options)
     assert sorted(_input_names(out)) == sorted(_input_names(src))
+    if source in WRITER_REFERENCES:  # the numbers TensorFlow computed from the source file itself
+        assert assert_matches_writer(WRITER_REFERENCES[source], dst.rstrip("/")).startswith("tensorflow")
+
+
+#: sources whose outputs TensorFlow stored on fixed inputs (fixtures/make_references.py)
+WRITER_REFERENCES = {
+    "keras3_export": "tf/keras3_export", "module_sm": "tf/module_sm", "keras2_sm": "tf/keras2_sm",
+    "tf1_frozen_pb": "tf/tf1_frozen", "tf1_frozen_pbtxt": "tf/tf1_frozen",
+}  # fmt: skip
 
 
 def _input_names(model) -> list[str]:
