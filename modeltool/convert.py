@@ -297,10 +297,11 @@ def _unrolled(
         native = build(ir, custom_objects=custom, unsafe=options.unsafe, unroll_rnn=True, input_shapes=shapes)
         serving_function(native, ir).get_concrete_function()  # unrolling fails here on unknown timesteps
     except Exception as exc:
-        names = ", ".join(s.name for s in ir.graph.inputs) if ir.graph else "input"
+        names = [s.name for s in ir.graph.inputs] if ir.graph else ["input"]
+        flags = " ".join(f"--input-shape {n}:1,T,F" for n in names)
         raise UsageError(
             f"{ir.path}: TFLite builtin ops need the RNN layers unrolled, which needs a fixed number of timesteps "
-            f"and the model leaves them open; pass --input-shape {names}:1,T,F "
+            f"and the model leaves them open; pass {flags} "
             "or accept Select TF ops with --allow-flex"
         ) from exc
     report.warnings.append("RNN layers unrolled over their fixed timesteps to stay within TFLite builtin ops")

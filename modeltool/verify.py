@@ -195,7 +195,7 @@ def random_feed(
         other = by_name.get(spec.name) or ((others or [])[i] if others and i < len(others) else None)
         shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name))
         dtype = np.dtype(spec.dtype or "float32")
-        if dtype.kind in "iu":
+        if dtype.kind in "iu" or spec.name in bounds:  # float inputs of an Embedding hold indices too
             feed[spec.name] = rng.integers(0, bounds.get(spec.name, 10), size=shape).astype(dtype)
         elif dtype.kind == "b":
             feed[spec.name] = rng.random(shape) < 0.5

@@ -224,7 +224,16 @@ def pass_wrapped_layers(layer: LayerConfig) -> None:
             normalize_layer(inner)
 
 
+def pass_initializer_dtype(layer: LayerConfig) -> None:
+    """tf.keras 2.2.4-tf wrote `dtype` into initializer configs (`VarianceScaling(dtype=...)`);
+    later Keras refuses it, and it never changed a loaded weight."""
+    for key, value in layer["config"].items():
+        if key.endswith("_initializer") and isinstance(value, dict) and isinstance(value.get("config"), dict):
+            value["config"].pop("dtype", None)
+
+
 LAYER_PASSES: list[Callable[[LayerConfig], None]] = [
+    pass_initializer_dtype,
     pass_dtype_policy,
     pass_keras1_merge,
     pass_keras1_shape_args,

@@ -77,6 +77,46 @@ def _model(entry: dict, unroll_rnn: bool) -> None:
             layer["config"].pop("batch_shape", None)  # only InputLayer takes it in Keras 3
     if entry["class_name"] != "Sequential":
         _shift_nested_node_indices(cfg)
+        _initial_states_as_kwargs(cfg)
+
+
+#: layers whose legacy call lists [inputs, *initial_state] as one flat list of tensors
+STATEFUL_CALLS = {"LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "RNN"}
+
+
+def _initial_states_as_kwargs(cfg: dict) -> None:
+    """Keras 2 writes `lstm(x, initial_state=[h, c])` as one node of three tensors; Keras 3 reads a
+    legacy node as one list argument and refuses it ("expects 1 input, received 3"). Such nodes are
+    rewritten in Keras 3's own node format: the first tensor as argument, the rest as initial_state.
+    (The tensors' shapes in that format are placeholders: Keras swaps in the real tensors by history.)"""
+    for lc in cfg.get("layers", []):
+        if lc.get("class_name") not in STATEFUL_CALLS:
+            continue
+        nodes = lc.get("inbound_nodes") or []
+        for i, node in enumerate(nodes):
+            if not (isinstance(node, list) and len(node) > 1 and all(isinstance(t, list) for t in node)):
+                continue
+            tensors = [_keras_tensor(t) for t in node]
+            kwargs = dict(node[-1][3]) if len(node[-1]) > 3 and isinstance(node[-1][3], dict) else {}
+            kwargs.pop("initial_state", None)
+            nodes[i] = {"args": [tensors[0]], "kwargs": {**kwargs, "initial_state": tensors[1:]}}
+
+
+def _keras_tensor(ref: list) -> dict:
+    history = [ref[0], int(ref[1]), int(ref[2])]
+    return {"class_name": "__keras_tensor__", "config": {"shape": [None], "dtype": "float32", "keras_history": history}}
+
+
+def _single_boundary(cfg: dict) -> None:
+    """Keras 2 writes a nested model's one output as a list of one `[layer, node, tensor]`, and
+    unpacks it when called; Keras 3 returns a list of one tensor, which the next layer takes for
+    two inputs (Teachable Machine's MobileNetV2 inside a Sequential). Keras 3's own spelling of a
+    single output is the bare triple."""
+    for key in ("input_layers", "output_layers"):
+        value = cfg.get(key)
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list) and len(value[0]) == 3:
+            if isinstance(value[0][0], str):
+                cfg[key] = value[0]
 
 
 def _shift_nested_node_indices(cfg: dict) -> None:
@@ -117,6 +157,7 @@ def _layer(layer: dict, unroll_rnn: bool) -> dict:
             layer["config"]["reset_after"] = True
     if is_model_class(layer["class_name"]) and isinstance(layer.get("config"), (dict, list)):
         _model(layer, unroll_rnn)
+        _single_boundary(layer["config"])
     for key in ("layer", "backward_layer"):
         inner = layer["config"].get(key)
         if isinstance(inner, dict) and "class_name" in inner:

@@ -84,6 +84,9 @@ def _keras2_spelling(layer: dict) -> None:
     cfg = layer["config"]
     if "batch_shape" in cfg:
         cfg["batch_input_shape"] = cfg.pop("batch_shape")
+    # Keras 1's dtype of a first layer's implicit input; in Keras 2 `dtype` would be the layer's own
+    # (an int32 Embedding table), and Keras 2 layers cast their inputs themselves
+    cfg.pop("input_dtype", None)
 
 
 def _strip_initializer_keys(value: Any) -> None:

@@ -114,11 +114,40 @@ def _legacy_owner(group_name: str, clean: str, node: Node | None) -> tuple[str, 
     while sub is not None and rest:
         inner = next((n for n in sub.nodes if n.name == rest[0]), None)
         if inner is None:
-            break
+            # Keras 2 names a weight by its own layer only, however deep that layer sits: a Teachable
+            # Machine export keeps MobileNetV2's "Conv1/kernel" in the group of the Sequential around it
+            found = _nested_path(sub, rest[0])
+            if found is None:
+                break
+            layer = "/".join([layer, *found])
+            rest = rest[1:]
+            sub = _node_at(sub, found).subgraph
+            continue
         layer = f"{layer}/{inner.name}"
         rest = rest[1:]
         sub = inner.subgraph
     return layer, role, "/".join([group_name, *parts])
+
+
+def _nested_path(graph: Graph, name: str, depth: int = 8) -> list[str] | None:
+    """Names from `graph` down to the one layer called `name` inside its nested models, or None."""
+    for node in graph.nodes:
+        if node.subgraph is not None and depth > 0:
+            if any(n.name == name for n in node.subgraph.nodes):
+                return [node.name, name]
+            below = _nested_path(node.subgraph, name, depth - 1)
+            if below is not None:
+                return [node.name, *below]
+    return None
+
+
+def _node_at(graph: Graph, names: list[str]) -> Node:
+    node = None
+    for part in names:
+        node = next(n for n in graph.nodes if n.name == part)
+        graph = node.subgraph
+    assert node is not None
+    return node
 
 
 def _op_at(graph: Graph | None, layer_path: str) -> str:
