@@ -354,7 +354,7 @@ def build(
         if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]
             hint = "; Lambda bytecode only loads on the Python version that wrote it"
         raise LoadError(f"{model.path}: Keras 3 cannot rebuild this architecture ({_short(exc)}{hint})") from exc
-    if not model.weights:
+    if not model.weights and needs_weights(model):
         raise UnsupportedError(
             f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
         )
@@ -364,6 +364,14 @@ def build(
         if not _load_keras3_weights(native, model):
             raise
     return native
+
+
+def needs_weights(model: Model) -> bool:
+    """True when some layer of the architecture has weights (a model of parameter-free layers,
+    activations or reshapes only, is complete without any)."""
+    if model.graph is None:
+        return True
+    return any(node.attrs.get("weight_specs") or "custom" in node.flags for _, node in model.graph.walk())
 
 
 def keras3_weights_file(model: Model) -> tuple[str, str | None] | None:

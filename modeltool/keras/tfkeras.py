@@ -41,7 +41,9 @@ def writer_unavailable(model: Model, custom_objects: dict[str, Any] | None = Non
             return f"layer {path!r} is of custom class {node.op!r} (a --custom-objects module is written for Keras 3)"
         if node.op in CUDNN_CLASSES:
             return f"layer {path!r} is a {node.op}, which tf_keras runs only on a GPU"
-    if model.config is None or not model.weights:
+    from modeltool.keras.rebuild import needs_weights
+
+    if model.config is None or (not model.weights and needs_weights(model)):
         return "no architecture or no weights to build from"
     return None
 
