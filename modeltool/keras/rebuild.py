@@ -453,7 +453,7 @@ def _fit_to_keras3(cfg: dict, keras: Any) -> list[str]:
     """Remove arguments a Keras 3 layer class does not take (Keras 1/2 leftovers), layer by layer,
     and name the module of built-in layers that wrappers hold (Keras 3 needs it to find them).
     Returns "layer: argument" for every argument dropped."""
-    dropped = []
+    dropped = _fit_model_configs(cfg)
     for layer in _all_layers(cfg):
         cls = getattr(keras.layers, layer["class_name"], None)
         if cls is not None and not layer.get("module"):
@@ -466,6 +466,27 @@ def _fit_to_keras3(cfg: dict, keras: Any) -> list[str]:
                 value = layer["config"].pop(key)
                 if value not in (None, False, 0, 0.0, "", [], {}):
                     dropped.append(f"{layer['config'].get('name', layer['class_name'])}: {key}={value!r}")
+    return dropped
+
+
+#: what Keras 3's Functional/Sequential.from_config read; anything else (compile settings such as
+#: `jit_compile` that some Keras 3 versions wrote into the model config) does not change inference
+MODEL_CONFIG_KEYS = {"name", "layers", "input_layers", "output_layers", "trainable", "build_input_shape", "dtype"}
+
+
+def _fit_model_configs(cfg: dict, path: str = "") -> list[str]:
+    inner = cfg.get("config")
+    if not isinstance(inner, dict):
+        return []
+    name = path or str(inner.get("name", "model"))
+    dropped = []
+    for key in [k for k in inner if k not in MODEL_CONFIG_KEYS]:
+        value = inner.pop(key)
+        if value not in (None, False, 0, "", [], {}):
+            dropped.append(f"{name}: {key}={value!r}")
+    for layer in inner.get("layers", []):
+        if is_model_class(layer.get("class_name", "")):
+            dropped += _fit_model_configs(layer, f"{name}/{layer.get('config', {}).get('name', '')}")
     return dropped
 
 

@@ -106,3 +106,27 @@ def test_legacy_hard_sigmoid_differs_from_keras3s():
     ours = np.asarray(legacy_hard_sigmoid(x))
     np.testing.assert_allclose(ours, np.clip(0.2 * x + 0.5, 0, 1), atol=1e-7)
     assert np.abs(np.asarray(keras.activations.hard_sigmoid(x)) - ours).max() > 0.05
+
+
+def test_compile_settings_in_a_model_config_are_dropped_with_a_note(tmp_path):
+    """Some Keras 3 versions wrote compile settings (jit_compile, ...) into the model config."""
+    import json
+    import zipfile
+
+    from modeltool.keras.rebuild import build
+    from tests.conftest import FIXTURES
+
+    src, dst = FIXTURES / "keras3" / "functional_multi_io.keras", tmp_path / "jit.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                cfg["config"].update(jit_compile=True, steps_per_execution=4)
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    from modeltool.loaders import load
+
+    notes: list[str] = []
+    build(load(dst), notes=notes)
+    assert any("jit_compile=True" in n and "steps_per_execution=4" in n for n in notes), notes
