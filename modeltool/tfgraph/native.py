@@ -151,7 +151,7 @@ def from_meta_checkpoint(ir: Model) -> FrozenGraph:
     graph = tf.Graph()
     with graph.as_default():
         try:
-            saver = tf.compat.v1.train.import_meta_graph(ir.path + ".meta", clear_devices=True)
+            saver = tf.compat.v1.train.import_meta_graph(_meta_graph(tf, ir.path + ".meta"), clear_devices=True)
         except Exception as exc:  # noqa: BLE001
             raise LoadError(f"{ir.path}.meta: TensorFlow cannot import this meta graph ({_line(exc)})") from exc
         with tf.compat.v1.Session(graph=graph) as sess:
@@ -163,6 +163,25 @@ def from_meta_checkpoint(ir: Model) -> FrozenGraph:
                 sess, graph.as_graph_def(), [o.tensor.split(":")[0] for o in outputs]
             )
     return FrozenGraph(frozen, _endpoints(ir.graph.inputs), outputs, ir.path)
+
+
+def _meta_graph(tf: Any, path: str) -> Any:
+    """The MetaGraphDef of a `.meta` file, its `tensorflow_version` made readable: TF 0.12 wrote
+    "0.12.head" and similar strings that TensorFlow's own version check now rejects ("Invalid
+    version"), although the graph itself imports fine. The stamp is the only thing changed."""
+    import re
+
+    meta = tf.compat.v1.MetaGraphDef()
+    try:
+        with open(path, "rb") as f:
+            meta.ParseFromString(f.read())
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and OSError alike
+        raise LoadError(f"{path}: not a readable MetaGraphDef ({_line(exc)})") from exc
+    version = meta.meta_info_def.tensorflow_version
+    if version and not re.fullmatch(r"\d+(\.\d+)*([abc]|rc|\.dev|\.post)?\d*", version):
+        numbers = re.match(r"\d+(\.\d+)*", version)
+        meta.meta_info_def.tensorflow_version = numbers.group(0) if numbers else ""
+    return meta
 
 
 def _line(exc: BaseException) -> str:

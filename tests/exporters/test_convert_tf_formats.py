@@ -183,3 +183,22 @@ def test_large_constants_of_graph_sources_bypass_tf2onnx(tmp_path) -> None:
     proto = onnx.load(str(tmp_path / "m.onnx"))
     assert [i.name for i in proto.graph.input] == ["x"]
     assert max(int(np.prod(t.dims)) for t in proto.graph.initializer) == 256 * 256
+
+
+def test_tf012_meta_graph_version_stamp_does_not_stop_conversion(tmp_path) -> None:
+    """TF 0.12 stamped meta graphs "0.12.head", which TensorFlow's version check now rejects."""
+    import shutil
+
+    import tensorflow as tf
+
+    for f in (TF / "tf1_ckpt").iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    meta = tf.compat.v1.MetaGraphDef()
+    meta.ParseFromString((tmp_path / "model.meta").read_bytes())
+    meta.meta_info_def.tensorflow_version = "0.12.head"
+    (tmp_path / "model.meta").write_bytes(meta.SerializeToString())
+    with tf.Graph().as_default(), pytest.raises(Exception, match="(?i)version"):
+        tf.compat.v1.train.import_meta_graph(str(tmp_path / "model.meta"))  # what users hit
+    report = convert(tmp_path / "model", str(tmp_path / "m.onnx"))
+    assert report.written and report.passed, report.render()
+    assert assert_matches_writer("tf/tf1_frozen", str(tmp_path / "m.onnx")).startswith("tensorflow")
