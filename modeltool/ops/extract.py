@@ -305,6 +305,14 @@ def keras_activation(native: Any, ir_graph: Graph, key: str, feed: Feed) -> np.n
     for depth, part in enumerate(parts):
         layer = model.get_layer(part)
         if depth == len(parts) - 1:
+            node = graph.find(part)
+            if node is not None and node.subgraph is not None and not call:
+                # a nested model's `.output` belongs to its own graph, not the outer one's: run it on
+                # the activations that enter it
+                entering = [keras_activation(model, graph, src, values) for src in node.inbound[0]]
+                out = layer(entering if len(entering) > 1 else entering[0], training=False)
+                outs = list(out) if isinstance(out, (list, tuple)) else [out]
+                return np.asarray(outs[int(k or 0)])
             if call:  # a shared layer's later call: Keras keeps one node per call
                 outs = list(layer._inbound_nodes[int(call)].output_tensors)
             else:

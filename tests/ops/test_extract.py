@@ -102,3 +102,25 @@ def test_cli_errors_and_json(tmp_path) -> None:
     assert result.returncode == 2 and "exists" in result.stderr
     result = run_cli("extract", FIXTURES / "graphs/conv_bn.onnx", "--outputs", "x", "-o", tmp_path / "o.keras")
     assert result.returncode == 2 and "needs a Keras model" in result.stderr
+
+
+def test_nested_model_as_the_output(tmp_path) -> None:
+    """An autoencoder's encoder, a Model used as a layer, extracted on its own (issue: "Output with
+    path '' is not connected to 'inputs'")."""
+    import onnxruntime as ort
+
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    image = keras.Input((8, 8, 1), name="image")
+    code = keras.layers.Dense(3, name="code")(keras.layers.Flatten()(keras.layers.Conv2D(4, 3, name="c1")(image)))
+    encoder = keras.Model(image, code, name="encoder")
+    latent = keras.Input((3,), name="latent")
+    decoder = keras.Model(latent, keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(latent)), name="decoder")
+    outer = keras.Input((8, 8, 1), name="x")
+    keras.Model(outer, decoder(encoder(outer)), name="autoencoder").save(tmp_path / "ae.keras")
+    report = extract(str(tmp_path / "ae.keras"), "encoder", str(tmp_path / "enc.onnx"))
+    assert report.written and report.passed, report.render()
+    x = RNG.standard_normal((2, 8, 8, 1)).astype("float32")
+    sess = ort.InferenceSession(str(tmp_path / "enc.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, np.asarray(encoder(x)), rtol=1e-4, atol=1e-5)
