@@ -60,7 +60,10 @@ def roundtrip(target: str, native: Any, path: str, custom_objects: dict[str, Any
     """Load the written file back with Keras 3 and compare every weight with the model written."""
     keras = require("keras", "checking the written Keras file")
     tf = require("tensorflow")
-    objects = dict(custom_objects or {})
+    from modeltool.keras.semantics import legacy_objects, uses_legacy_objects
+
+    extra: dict[str, Any] = {}
+    objects = {**legacy_objects(), **(custom_objects or {})}
     expected = [np.asarray(v) for v in native.get_weights()]
     if target in ("keras", "h5"):
         loaded = keras.saving.load_model(path, custom_objects=objects, compile=False, safe_mode=True)
@@ -81,7 +84,12 @@ def roundtrip(target: str, native: Any, path: str, custom_objects: dict[str, Any
         tf.train.Checkpoint(root=loaded).read(os.path.join(path, "ckpt")).assert_existing_objects_matched()
     else:  # pragma: no cover - the table only routes Keras targets here
         raise UnsupportedError(target)
+    if uses_legacy_objects(json.loads(native.to_json())):
+        extra["load_with"] = (
+            "custom_objects=modeltool.keras.semantics.legacy_objects() (the file keeps the Keras 1/2 hard_sigmoid "
+            "as modeltool>legacy_hard_sigmoid; Keras 3's own hard_sigmoid computes other numbers)"
+        )
     got = [np.asarray(v) for v in loaded.get_weights()]
     if len(got) != len(expected) or any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(got, expected)):
         raise UnsupportedError(f"{path}: weights read back by Keras differ from those written")
-    return {"roundtrip": "reloaded by Keras 3, weights identical", "weights": len(got)}
+    return {"roundtrip": "reloaded by Keras 3, weights identical", "weights": len(got), **extra}

@@ -31,6 +31,7 @@ from modeltool.keras.legacy_arrays import convert_layer_arrays
 from modeltool.keras.semantics import (
     legacy_objects,
     preserve_writer_semantics,
+    register_legacy_objects,
     refuse_lost_semantics,
     writer_generation,
 )
@@ -339,6 +340,7 @@ def build(
         if kept and notes is not None:
             notes.append(f"Keras {generation} semantics kept: {'; '.join(kept)}")
     custom_objects.update({k: v for k, v in legacy_objects().items() if k not in custom_objects})
+    register_legacy_objects()  # so that the model serializes them by name when a Keras target is written
     dropped = _fit_to_keras3(cfg, keras)
     if dropped and notes is not None:
         notes.append(f"arguments Keras 3 does not take were dropped: {'; '.join(dropped[:8])}")
@@ -346,9 +348,7 @@ def build(
     custom_objects.setdefault("Functional", keras.Model)  # Model.from_config builds functional configs
     custom_objects.setdefault("Sequential", keras.Sequential)
     try:
-        # a scope, not only the argument: layers look their activation names up in the scope
-        with keras.saving.custom_object_scope(legacy_objects()):
-            native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
+        native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
     except Exception as exc:  # noqa: BLE001 - Keras/TF raise anything from a bad config; report it as such
         hint = ""
         if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ ACTIVATION_KEYS = ("activation", "recurrent_activation")
 #: activation names whose Keras 1/2 meaning differs from Keras 3's -> modeltool's legacy function
 LEGACY_ACTIVATIONS = {"hard_sigmoid": "legacy_hard_sigmoid"}
 LEGACY_PACKAGE = "modeltool"
+LEGACY_NAMES = frozenset(LEGACY_ACTIVATIONS.values())
 
 
 def writer_generation(model: Model) -> int:
@@ -47,8 +48,46 @@ def legacy_hard_sigmoid(x: Any) -> Any:
 
 
 def legacy_objects() -> dict[str, Callable]:
-    """The objects a preserved config refers to, for `custom_objects` of Keras's deserializer."""
+    """The objects a preserved config refers to, for `custom_objects` of Keras's deserializer.
+
+    A Keras file modeltool writes from such a model names them (`modeltool>legacy_hard_sigmoid`):
+    load it with `keras.saving.load_model(path, custom_objects=legacy_objects())`."""
     return {"legacy_hard_sigmoid": legacy_hard_sigmoid, f"{LEGACY_PACKAGE}>legacy_hard_sigmoid": legacy_hard_sigmoid}
+
+
+def register_legacy_objects() -> None:
+    """Register the legacy functions with Keras under `modeltool>NAME`, so that a model using them
+    serializes them by that name (not as an anonymous `builtins` function no loader can find) and a
+    file modeltool wrote loads back in this process. Idempotent; imports Keras."""
+    from keras import saving
+
+    registered = saving.get_registered_object(f"{LEGACY_PACKAGE}>legacy_hard_sigmoid")
+    if registered is None:
+        saving.register_keras_serializable(package=LEGACY_PACKAGE, name="legacy_hard_sigmoid")(legacy_hard_sigmoid)
+
+
+def uses_legacy_objects(cfg: Any) -> bool:
+    """True when a (Keras 3) config refers to one of modeltool's legacy functions."""
+    if isinstance(cfg, dict):
+        if cfg.get("class_name") == "function" and str(cfg.get("config", "")).split(">")[-1] in LEGACY_NAMES:
+            return True
+        return any(uses_legacy_objects(v) for v in cfg.values())
+    if isinstance(cfg, list):
+        return any(uses_legacy_objects(v) for v in cfg)
+    return False
+
+
+def activation_meaning(value: Any, generation: int) -> Any:
+    """An activation config value named by what it computes, for comparing files across Keras
+    generations: a Keras 1/2 `hard_sigmoid` and modeltool's registered legacy function are both
+    `legacy_hard_sigmoid`; Keras 3's `hard_sigmoid` stays `hard_sigmoid`. Other values unchanged."""
+    if isinstance(value, str) and generation < 3 and value in LEGACY_ACTIVATIONS:
+        return LEGACY_ACTIVATIONS[value]
+    if isinstance(value, dict) and value.get("class_name") == "function":
+        name = str(value.get("config", "")).split(">")[-1]
+        if name in LEGACY_NAMES:
+            return name
+    return value
 
 
 def preserve_writer_semantics(cfg: dict, generation: int) -> list[str]:
@@ -73,7 +112,8 @@ def _legacy_activations(layer: dict) -> str | None:
         if isinstance(value, str) and value in LEGACY_ACTIVATIONS:
             name = LEGACY_ACTIVATIONS[value]
             # a dict, not a name: Keras 3 looks activation names up in its own table only
-            cfg[key] = {"module": None, "class_name": "function", "config": name, "registered_name": name}
+            registered = f"{LEGACY_PACKAGE}>{name}"
+            cfg[key] = {"module": None, "class_name": "function", "config": registered, "registered_name": registered}
             changed = f"Keras 1/2 {value} kept (clip(0.2x + 0.5, 0, 1), not Keras 3's x/6 + 0.5)"
     return changed
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from modeltool.ir import Model, Node, Weight
+from modeltool.keras.semantics import ACTIVATION_KEYS, activation_meaning, writer_generation
 from modeltool.ops.transfer import _mapped, parse_maps
 
 #: formats that hold weights without an architecture: only their weights can be compared
@@ -154,9 +155,9 @@ def _differs(x: Any, y: Any, same_schema: bool) -> bool:
     return x != y
 
 
-def _config_changes(a: Node, b: Node, same_schema: bool) -> dict[str, list[Any]]:
-    ca = canonical(a.config) if isinstance(a.config, dict) else {}
-    cb = canonical(b.config) if isinstance(b.config, dict) else {}
+def _config_changes(a: Node, b: Node, same_schema: bool, generations: tuple[int, int]) -> dict[str, list[Any]]:
+    ca = _meanings(a.config, generations[0])
+    cb = _meanings(b.config, generations[1])
     if "axis" in ca and "axis" in cb:
         ca["axis"], cb["axis"] = _axis(ca["axis"], a), _axis(cb["axis"], b)
     keys = set(ca) & set(cb)  # a key one file leaves out holds that writer's default: not comparable
@@ -164,6 +165,16 @@ def _config_changes(a: Node, b: Node, same_schema: bool) -> dict[str, list[Any]]
     if a.subgraph is None and b.subgraph is None and [len(c) for c in a.inbound] != [len(c) for c in b.inbound]:
         changes["inbound"] = [a.inbound, b.inbound]
     return changes
+
+
+def _meanings(config: Any, generation: int) -> dict[str, Any]:
+    """The canonical config with activations named by what they compute in the file's Keras
+    generation (a Keras 2 `hard_sigmoid` is not Keras 3's)."""
+    out = canonical(config) if isinstance(config, dict) else {}
+    for key in ACTIVATION_KEYS:
+        if key in out:
+            out[key] = activation_meaning(config.get(key), generation)
+    return out
 
 
 def diff_models(a: Model, b: Model, *, maps: list[str] | tuple[str, ...] = (), atol: float = 0.0) -> DiffReport:
@@ -179,12 +190,13 @@ def diff_models(a: Model, b: Model, *, maps: list[str] | tuple[str, ...] = (), a
     nodes_a = {_mapped(p, rules): (p, n) for p, n in (a.graph.walk() if a.graph else [])}
     nodes_b = dict(b.graph.walk()) if b.graph else {}
     same_schema = _major(a) == _major(b)
+    generations = (writer_generation(a), writer_generation(b))
     for path, (orig, node) in nodes_a.items():
         if path not in nodes_b:
             report.layers.append({"layer": orig, "change": "removed", "class_a": node.op})
             continue
         other = nodes_b[path]
-        changes = {} if node.subgraph is not None else _config_changes(node, other, same_schema)
+        changes = {} if node.subgraph is not None else _config_changes(node, other, same_schema, generations)
         same_class = class_name(node.op) == class_name(other.op)
         if not same_class or changes or orig != path:
             if same_class and not changes and orig != path:

@@ -207,6 +207,7 @@ def transfer_weights(
     """Match SRC's weights to DST's layers, report, and (unless `dry_run`) write OUT."""
     from modeltool.keras.graph import build_graph
     from modeltool.keras.rebuild import keras3_config
+    from modeltool.keras.semantics import preserve_writer_semantics, writer_generation
     from modeltool.loaders import load, source_options
 
     if not dry_run:
@@ -222,8 +223,12 @@ def transfer_weights(
         raise UsageError(f"{dst}: holds no Keras architecture to transfer into ({target.metadata.format_description})")
     keras3 = target.metadata.writer.get("keras_version", "").startswith("3")
     config = target.config if keras3 else keras3_config(target.config)
+    kept = [] if keras3 else preserve_writer_semantics(config, writer_generation(target))
     graph = build_graph(config) if not keras3 else target.graph
     report = TransferReport(src, dst, None if dry_run else out, strict=strict)
+    if kept:
+        report.warnings.append(f"Keras {writer_generation(target)} semantics kept in OUT: {'; '.join(kept)} "
+                               "(load OUT with custom_objects=modeltool.keras.semantics.legacy_objects())")  # fmt: skip
     placements = _match(source, target, graph, parse_maps(maps), report, np.random.default_rng(seed))
     if dry_run or not report.passed:
         return report
