@@ -210,8 +210,14 @@ def _is_saved_model_pb(p: Path) -> bool:
 
     if p.stat().st_size > MAX_CONFIG_BYTES:
         return False
+    data = p.read_bytes()
+    # a SavedModel starts with its schema version (field 1, varint) or its meta graphs (field 2); a
+    # GraphDef with a function library (field 2) starts with its nodes (field 1, length-delimited),
+    # and would otherwise parse as a SavedModel whose "tags" are function return names
+    if data[:1] not in (b"\x08", b"\x12"):
+        return False
     try:
-        sm = protos.parse("SavedModel", p.read_bytes())
+        sm = protos.parse("SavedModel", data)
     except Exception:  # noqa: BLE001 - not a SavedModel: DecodeError
         return False
     return bool(sm.meta_graphs) and any(mg.meta_info_def.tags for mg in sm.meta_graphs)

@@ -63,3 +63,22 @@ def test_directory_without_model(tmp_path) -> None:
 )
 def test_corpus_graph_formats_detected(rel, fmt) -> None:
     assert detect(CORPUS / rel) == fmt
+
+
+def test_frozen_graph_with_a_function_library_is_a_graphdef(tmp_path) -> None:
+    """A frozen graph whose While loop lives in its function library parses as a SavedModel too
+    (function return names read as tags); it is a GraphDef."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from modeltool.formats import Format, detect
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def loop(x):
+        return tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2.0), (0, x))[1]
+
+    frozen = convert_variables_to_constants_v2(loop.get_concrete_function(), lower_control_flow=False)
+    graph_def = frozen.graph.as_graph_def()
+    assert len(graph_def.library.function) > 0
+    (tmp_path / "loop.pb").write_bytes(graph_def.SerializeToString())
+    assert detect(tmp_path / "loop.pb") == Format.GRAPHDEF
