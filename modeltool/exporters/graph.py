@@ -139,7 +139,10 @@ def to_savedmodel(fg: FrozenGraph, ir: Model | None, path: str, options: ExportO
         return dict(zip(names, module.graph_fn(*args)))
 
     module.serve = serve
-    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    # custom gradients (swish's, in every EfficientNet) capture tensors the frozen graph folded into
+    # constants, which `save` refuses ("Found invalid capture"); an inference export needs none
+    no_gradients = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(module, path, signatures={"serving_default": serve}, options=no_gradients)
     return {"signature": "serving_default", "inputs": [e.name for e in fg.inputs], "outputs": names}
 
 

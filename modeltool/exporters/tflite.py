@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltool.deps import require
+from modeltool.deps import quiet_stderr, require
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.exporters.serving import ExportOptions, input_specs, serving_function
 from modeltool.ir import Model, TensorSpec
@@ -47,7 +47,8 @@ def convert_with(
         converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     calibration = _quantize(tf, converter, samples, options)
     try:
-        data = converter.convert()
+        with quiet_stderr():  # the converter prints its MLIR diagnostics on fd 2; the error says what failed
+            data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with MLIR dumps
         raise UnsupportedError(_converter_message(exc, options)) from exc
     with open(path, "wb") as f:
@@ -111,6 +112,13 @@ def samples_for(
 def _converter_message(exc: BaseException, options: ExportOptions) -> str:
     text = " ".join(str(exc).split())
     ops = sorted(set(_flex_ops(text)))
+    if any(op.startswith(("TensorList", "TensorArray")) for op in ops) and not options.allow_flex:
+        return (
+            f"the graph holds a recurrent loop over tensor lists ({', '.join(ops[:4])}), which TFLite lowers to "
+            "builtin ops only when their element shapes are static, and this graph leaves them open (a saved or "
+            "frozen loop keeps the shapes it was traced with); rerun with --allow-flex to accept Select TF ops, or "
+            "convert the Keras file the graph came from (modeltool unrolls its RNN layers into builtin ops)"
+        )
     if ops or "select tf" in text.lower() or "flex" in text.lower():
         hint = "rerun with --allow-flex to accept Select TF ops" if not options.allow_flex else ""
         return f"the TFLite converter needs Select TF (Flex) ops {', '.join(ops) or ''}; {hint}".strip("; ")

@@ -90,7 +90,9 @@ def from_saved_model(path: str, signature: str | None = None) -> FrozenGraph:
     name = pick_signature(dict(loaded.signatures), signature, path)
     fn = loaded.signatures[name]
     try:
-        frozen = convert_variables_to_constants_v2(fn)
+        # functional While loops kept (not lowered to Switch/Merge): tf2onnx converts a While over
+        # TensorLists into an ONNX Loop, but not the lowered form (TensorListReserve left behind)
+        frozen = convert_variables_to_constants_v2(fn, lower_control_flow=False)
     except Exception as exc:  # noqa: BLE001
         raise UnsupportedError(
             f"{path}: signature {name!r} cannot be frozen ({' '.join(str(exc).split())[:300]})"

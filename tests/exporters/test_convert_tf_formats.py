@@ -202,3 +202,22 @@ def test_tf012_meta_graph_version_stamp_does_not_stop_conversion(tmp_path) -> No
     report = convert(tmp_path / "model", str(tmp_path / "m.onnx"))
     assert report.written and report.passed, report.render()
     assert assert_matches_writer("tf/tf1_frozen", str(tmp_path / "m.onnx")).startswith("tensorflow")
+
+
+def test_swish_export_to_saved_model(tmp_path) -> None:
+    """An EfficientNet-style `export()` (swish, whose custom gradient captures a folded tensor) re-exported
+    as a SavedModel ("Found invalid capture ... when saving custom gradients" before)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="swish"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])  # fmt: skip
+    model.export(str(tmp_path / "src"), verbose=False)
+    report = convert(tmp_path / "src", f"{tmp_path}/out/")
+    assert report.written and report.passed, report.render()
+    x = np.random.default_rng(5).standard_normal((2, 8, 8, 3)).astype("float32")
+    fn = tf.saved_model.load(str(tmp_path / "out")).signatures["serving_default"]
+    (key,) = fn.structured_input_signature[1]
+    (got,) = fn(**{key: tf.constant(x)}).values()
+    np.testing.assert_allclose(got.numpy(), np.asarray(model(x)), rtol=1e-4, atol=1e-5)
