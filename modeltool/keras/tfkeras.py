@@ -23,7 +23,7 @@ from modeltool.keras.legacy import normalize_layer
 from modeltool.keras.semantics import writer_generation
 
 CUDNN_CLASSES = ("CuDNNLSTM", "CuDNNGRU")
-#: initializer config keys a Keras 2.2.4-tf file writes that tf_keras 2.21 refuses
+#: initializer config keys a Keras 2.2.4-tf file writes (Keras 3 refuses them; they never change inference)
 INITIALIZER_ONLY_KEYS = ("dtype",)
 
 
