@@ -9,8 +9,10 @@
    input channels (shape inference on a weightless copy) and the kernel's channels.
 5. rewrite_erfc: TF's Erfc (from Keras's exact GELU) has no ONNX op and tf2onnx leaves it as is;
    erfc(x) = 1 - erf(x).
-6. rename_boundary: graph inputs/outputs get the source model's names.
-7. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
+6. fuse_hard_sigmoid: the Keras 1/2 hard sigmoid, which tf2onnx writes as Mul/Add/Min/Max (or Clip),
+   becomes the one ONNX op that defines it: `HardSigmoid(alpha=0.2, beta=0.5)`.
+7. rename_boundary: graph inputs/outputs get the source model's names.
+8. name_dynamic_dims: `unk__12` dimension names become `batch` / `<input>_dim<i>`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def run_all(proto: Any, detached: dict[str, Any], inputs: dict[str, str], output
         (fold_conv_scale, "folded {n} per-channel scales into convolutions"),
         (fix_grouped_convs, "set group on {n} grouped convolutions"),
         (rewrite_erfc, "rewrote {n} Erfc ops as 1 - Erf"),
+        (fuse_hard_sigmoid, "fused {n} legacy hard sigmoids into HardSigmoid"),
     ]
     fixes = [message.format(n=n) for fn, message in passes if (n := fn(proto))]
     rename_boundary(proto, inputs, outputs)
@@ -195,6 +198,78 @@ def rewrite_erfc(proto: Any) -> int:
         )
         graph.node.insert(index, onnx.helper.make_node("Erf", [node.input[0]], [erf_out], name=f"{node.name}/erf"))
     return len(nodes)
+
+
+def _scalar(inits: dict, name: str) -> float | None:
+    numpy_helper = require("onnx.numpy_helper")
+    t = inits.get(name)
+    if t is None:
+        return None
+    value = numpy_helper.to_array(t)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def fuse_hard_sigmoid(proto: Any) -> int:
+    """`clip(x * a + b, 0, 1)` (Mul, Add, then Min/Max in either order, or Clip) -> HardSigmoid."""
+    helper = require("onnx.helper")
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses = _consumers(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    fused = 0
+    for last in list(graph.node):
+        chain = _clip_chain(last, producer, inits, uses)
+        if chain is None:
+            continue
+        mul, add, clips = chain
+        alpha = _scalar(inits, next(i for i in mul.input if i in inits))
+        beta = _scalar(inits, next(i for i in add.input if i in inits))
+        x = next(i for i in mul.input if i not in inits)
+        node = helper.make_node("HardSigmoid", [x], [last.output[0]], name=f"{mul.name}/HardSigmoid",
+                                alpha=alpha, beta=beta)  # fmt: skip
+        index = list(graph.node).index(mul)
+        for old in (mul, add, *clips):
+            graph.node.remove(old)
+        graph.node.insert(index, node)
+        fused += 1
+    return fused
+
+
+def _clip_chain(last: Any, producer: dict, inits: dict, uses: dict) -> tuple[Any, Any, list] | None:
+    """(Mul, Add, [clip nodes]) when `last` ends a `clip(x * a + b, 0, 1)` with scalar constants and
+    no other consumer in between."""
+    def const_input(node: Any) -> float | None:
+        names = [i for i in node.input if i in inits]
+        return _scalar(inits, names[0]) if len(names) == 1 else None
+
+    def single(name: str) -> Any:
+        node = producer.get(name)
+        return node if node is not None and uses.get(name) == 1 else None
+
+    clips: list = []
+    bounds: set[float] = set()
+    node = last
+    if node.op_type == "Clip" and len(node.input) == 3:
+        lo, hi = _scalar(inits, node.input[1]), _scalar(inits, node.input[2])
+        if (lo, hi) != (0.0, 1.0):
+            return None
+        clips, bounds = [node], {0.0, 1.0}
+        node = single(node.input[0])
+    else:
+        while node is not None and node.op_type in ("Min", "Max") and len(clips) < 2:
+            bound = const_input(node)
+            if bound not in ((1.0,) if node.op_type == "Min" else (0.0,)):
+                return None
+            clips.append(node)
+            bounds.add(bound)
+            node = single(next(i for i in node.input if i not in inits))
+    if bounds != {0.0, 1.0} or node is None or node.op_type != "Add" or const_input(node) is None:
+        return None
+    add = node
+    mul = single(next(i for i in add.input if i not in inits))
+    if mul is None or mul.op_type != "Mul" or const_input(mul) is None:
+        return None
+    return mul, add, clips
 
 
 def rename_boundary(proto: Any, inputs: dict[str, str], outputs: dict[str, str]) -> None:

@@ -130,3 +130,26 @@ def test_compile_settings_in_a_model_config_are_dropped_with_a_note(tmp_path):
     notes: list[str] = []
     build(load(dst), notes=notes)
     assert any("jit_compile=True" in n and "steps_per_execution=4" in n for n in notes), notes
+
+
+def test_legacy_hard_sigmoid_exports_as_onnx_hard_sigmoid(tmp_path):
+    """The Keras 2 hard sigmoid reaches ONNX as the op that defines it, HardSigmoid(0.2, 0.5), and
+    the file computes what tf_keras computes."""
+    import onnx
+    import onnxruntime as ort
+    import tf_keras
+
+    from modeltool.convert import convert
+
+    tf_keras.utils.set_random_seed(3)
+    model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(4, activation="hard_sigmoid")])
+    model.save(tmp_path / "m.h5", save_format="h5")
+    assert convert(tmp_path / "m.h5", str(tmp_path / "m.onnx")).written
+    nodes = [n for n in onnx.load(str(tmp_path / "m.onnx")).graph.node if n.op_type == "HardSigmoid"]
+    assert len(nodes) == 1
+    attrs = {a.name: a.f for a in nodes[0].attribute}
+    assert attrs == pytest.approx({"alpha": 0.2, "beta": 0.5})
+    x = _inputs((6,), None)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, model(x, training=False).numpy(), atol=1e-6)
