@@ -205,22 +205,65 @@ def _detect_protobuf(head: bytes) -> Format | None:
 
 
 def _is_saved_model_pb(p: Path) -> bool:
-    """A SavedModel proto (schema version, then meta graphs with tags) under another name."""
-    from modeltool.tfgraph import protos
+    """A SavedModel proto (schema version, then meta graphs with tags) under another name.
 
+    Read with a few lines of protobuf wire format rather than the message classes in `tfgraph`, which
+    sit above this module: field 2 (`meta_graphs`) holds a MetaGraphDef whose field 1
+    (`meta_info_def`) holds `tags` (field 4) and whose field 2 is a `graph_def`. A GraphDef with a
+    function library also parses as a SavedModel with protobuf (function return names read as tags);
+    it starts with its nodes (field 1, length-delimited), which a SavedModel never does."""
     if p.stat().st_size > MAX_CONFIG_BYTES:
         return False
     data = p.read_bytes()
-    # a SavedModel starts with its schema version (field 1, varint) or its meta graphs (field 2); a
-    # GraphDef with a function library (field 2) starts with its nodes (field 1, length-delimited),
-    # and would otherwise parse as a SavedModel whose "tags" are function return names
-    if data[:1] not in (b"\x08", b"\x12"):
-        return False
     try:
-        sm = protos.parse("SavedModel", data)
-    except Exception:  # noqa: BLE001 - not a SavedModel: DecodeError
+        top = list(_fields(data))
+        if not top or top[0][0] not in (1, 2) or (top[0][0] == 1 and top[0][1] != 0):
+            return False
+        for number, wire, value in top:
+            if number == 2 and wire == 2:
+                meta = dict((n, v) for n, w, v in _fields(value) if w == 2)
+                if 2 in meta and any(n == 4 for n, w, _ in _fields(meta.get(1, b"")) if w == 2):
+                    return True
+    except ValueError:
         return False
-    return bool(sm.meta_graphs) and any(mg.meta_info_def.tags for mg in sm.meta_graphs)
+    return False
+
+
+def _fields(data: bytes):  # noqa: ANN202 - generator of (field number, wire type, value)
+    """Top-level fields of a protobuf message: (number, wire type, int or bytes); ValueError when
+    the bytes are not protobuf."""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field 0")
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > end:
+                raise ValueError("truncated")
+            value, pos = data[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield number, wire, value
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("bad varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
 
 
 def _looks_like_onnx(head: bytes) -> bool:
