@@ -70,6 +70,7 @@ def load(path: str, *, config: str | None = None, inputs: Any = None, outputs: A
         training = _optimizer(bundle)
     elif os.path.isfile(prefix + ".meta"):
         graph, signatures = _meta_graph(prefix + ".meta", inputs, outputs, extra)
+        warnings += extra.pop("boundary_notes", [])
         for w in model_vars:
             w.layer = w.name  # a TF1 variable is its own node in the graph
         extra["architecture"] = os.path.basename(prefix + ".meta")
@@ -80,7 +81,7 @@ def load(path: str, *, config: str | None = None, inputs: Any = None, outputs: A
             "no architecture: variables only. Pass --config model.json|.yaml|.h5|.keras to make it a complete model"
         )
     meta = Metadata(
-        format=Format.CHECKPOINT.value,
+        format=Format.CHECKPOINT,
         format_description=describe(Format.CHECKPOINT),
         file_size=path_size(prefix + ".index")
         + sum(
@@ -158,7 +159,8 @@ def _meta_graph(path: str, inputs: Any, outputs: Any, extra: dict[str, Any]) -> 
     meta = read_meta_graph(path)
     graph_def = meta.graph_def
     signatures = signatures_of(meta)
-    ins, outs = boundary(graph_def, parse_io(inputs, "inputs"), parse_io(outputs, "outputs"), path)
+    ins, outs, boundary_notes = boundary(graph_def, parse_io(inputs, "inputs"), parse_io(outputs, "outputs"), path)
     extra["op_histogram"] = op_histogram(graph_def.node)
     extra["tensorflow_version"] = meta.meta_info_def.tensorflow_version or None
+    extra["boundary_notes"] = boundary_notes
     return op_graph(graph_def, ins, outs, os.path.basename(path)), signatures

@@ -46,7 +46,7 @@ def read_graph_def(path: str) -> Any:
 
 def load(path: str, *, inputs: Any = None, outputs: Any = None, **options: Any) -> Model:
     graph_def = read_graph_def(path)
-    ins, outs = boundary(graph_def, parse_io(inputs, "inputs"), parse_io(outputs, "outputs"), path)
+    ins, outs, boundary_notes = boundary(graph_def, parse_io(inputs, "inputs"), parse_io(outputs, "outputs"), path)
     graph = op_graph(graph_def, ins, outs, os.path.basename(path))
     weights = const_weights(graph_def)
     extra = {
@@ -54,13 +54,13 @@ def load(path: str, *, inputs: Any = None, outputs: Any = None, **options: Any) 
         "nodes": len(graph_def.node),
         "functions": len(graph_def.library.function),
     }
-    warnings = []
+    warnings = list(boundary_notes)
     if not outs:
         warnings.append("no output detected (every node is consumed or bookkeeping); name them with --outputs")
     if not inputs and not ins:
         warnings.append("no Placeholder in the graph; name the inputs with --inputs")
     meta = Metadata(
-        format=Format.GRAPHDEF.value,
+        format=Format.GRAPHDEF,
         format_description=describe(Format.GRAPHDEF),
         file_size=os.path.getsize(path),
         writer={"graph_producer": str(graph_def.versions.producer)} if graph_def.versions.producer else {},

@@ -8,6 +8,7 @@ without the `:0` tensor suffix.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from modeltool.errors import UsageError
 from modeltool.ir import Graph, Node, TensorSpec, Weight
 from modeltool.tfgraph import protos
+from modeltool.tfgraph.shapes import infer_shapes
 
 #: ops that are never a model output even when nothing consumes them
 NOT_OUTPUTS = {
@@ -46,10 +48,12 @@ def tensor_name(name: str) -> str:
 
 
 def parse_io(values: str | Iterable[str] | None, what: str) -> list[tuple[str, tuple | None]]:
-    """`--inputs X:1,28,28` style values (comma-separated or repeated) -> [(name, shape or None)].
+    """`--inputs X=1x784,keep_prob=()` style values (comma-separated or repeated) -> [(name, shape or
+    None)].
 
-    A shape is `D1xD2x...` or a bracketed list after the last `:`; a bare number after `:` is an
-    output index (`op:0`)."""
+    A shape follows `=`: dims joined by `x` (`?` for an open dim), `[1,784]`, or `()` for a scalar. A
+    name keeps any `:` it has (`keep_prob:0` is a tensor name). The older `X:1x784` and `X[1,784]`
+    spellings are read too; a bare number after `:` is always an output index (`op:0`)."""
     if values is None:
         return []
     items = [values] if isinstance(values, str) else list(values)
@@ -60,14 +64,23 @@ def parse_io(values: str | Iterable[str] | None, what: str) -> list[tuple[str, t
             if not part:
                 continue
             name, shape = part, None
-            if "[" in part:
+            if "=" in part:
+                name, _, dims = part.rpartition("=")
+                dims = dims.strip()
+                if dims in ("()", "[]", "scalar"):
+                    shape = ()
+                elif dims.startswith("["):
+                    shape = _dims(dims.strip("[]").split(","), part, what)
+                else:
+                    shape = _dims(dims.split("x"), part, what)
+            elif "[" in part:
                 name, _, rest = part.partition("[")
                 name = name.rstrip(":")
                 shape = _dims(rest.rstrip("]").split(","), part, what)
             elif part.count(":") >= 1 and "x" in part.rsplit(":", 1)[1]:
                 name, dims = part.rsplit(":", 1)
                 shape = _dims(dims.split("x"), part, what)
-            out.append((name, shape))
+            out.append((name.strip(), shape))
     return out
 
 
@@ -92,7 +105,7 @@ def _dims(raw: list[str], part: str, what: str) -> tuple:
     try:
         return tuple(None if d.strip() in ("?", "-1", "None", "") else int(d) for d in raw)
     except ValueError as exc:
-        raise UsageError(f"--{what} {part!r}: shape must be integers or ? (e.g. X:1x28x28 or X[1,28,28])") from exc
+        raise UsageError(f"--{what} {part!r}: shape must be integers or ? (e.g. X=1x28x28, X=[1,28,28], s=())") from exc
 
 
 def _shape_attr(attrs: dict[str, Any]) -> tuple | None:
@@ -138,10 +151,16 @@ def detect_outputs(graph_def: Any) -> list[str]:
     return out
 
 
+#: Placeholder names of training labels (a graph output computed from one is a loss, not a prediction)
+LABEL_NAMES = re.compile(r"(?i)^(y|y_|y_true|labels?|targets?|gt|ground_?truth|.*_labels?|.*_targets?)$")
+
+
 def boundary(
     graph_def: Any, inputs: list[tuple[str, tuple | None]], outputs: list[tuple[str, tuple | None]], source: str
-) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Input and output specs: the user's names (checked against the graph) or the detected ones."""
+) -> tuple[list[TensorSpec], list[TensorSpec], list[str]]:
+    """Input and output specs: the user's names (checked against the graph) or the detected ones,
+    and notes: default inputs keep only the Placeholders the outputs depend on, and a detected output
+    computed from a label-like Placeholder is named as probably the loss, with the prediction to use."""
     by_name = {n.name: n for n in graph_def.node}
     if inputs:
         ins = []
@@ -167,7 +186,54 @@ def boundary(
         attrs = protos.attrs_of(node)
         shown = node_name(name) if name.endswith(":0") or ":" not in name else name
         outs.append(TensorSpec(shown, _shape_attr(attrs), _dtype_attr(attrs)))
-    return ins, outs
+    notes: list[str] = []
+    needed = _ancestors(by_name, [node_name(o.name) for o in outs])
+    if not inputs and outs:
+        unused = [s.name for s in ins if s.name not in needed]
+        if unused and len(unused) < len(ins):
+            ins = [s for s in ins if s.name in needed]
+            notes.append(f"Placeholders no output depends on are not inputs: {', '.join(unused)}")
+    if not outputs:
+        notes += _loss_notes(by_name, outs, ins)
+    return ins, outs, notes
+
+
+def _ancestors(by_name: dict[str, Any], names: list[str]) -> set[str]:
+    """Every node the named ones compute from (data inputs; control edges do not carry values)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        todo += [node_name(i) for i in by_name[name].input if not i.startswith("^")]
+    return seen
+
+
+def _loss_notes(by_name: dict[str, Any], outs: list[TensorSpec], ins: list[TensorSpec]) -> list[str]:
+    """Detected outputs computed from a label-like Placeholder: name them, and the tensors the labels
+    meet (the predictions) as what to pass to --outputs."""
+    labels = {s.name for s in ins if LABEL_NAMES.match(s.name)}
+    notes = []
+    for out in outs:
+        up = _ancestors(by_name, [node_name(out.name)])
+        used = sorted(labels & up)
+        if not used:
+            continue
+        candidates = []
+        for name in up:
+            data = [node_name(i) for i in by_name[name].input if not i.startswith("^")]
+            with_labels = [d for d in data if labels & _ancestors(by_name, [d])]
+            for d in data:
+                if d not in with_labels and with_labels and by_name.get(d) is not None and by_name[d].op != "Const":
+                    candidates.append(d)
+        hint = f" (the prediction is probably {', '.join(sorted(set(candidates))[:3])})" if candidates else ""
+        notes.append(
+            f"detected output {out.name!r} is computed from {', '.join(used)}, which looks like training labels: "
+            f"it is probably the loss; name the prediction with --outputs{hint}"
+        )
+    return notes
 
 
 def frozen_variables(graph_def: Any) -> set[str]:
@@ -181,20 +247,37 @@ def frozen_variables(graph_def: Any) -> set[str]:
 
 
 def op_graph(graph_def: Any, ins: list[TensorSpec], outs: list[TensorSpec], name: str | None = None) -> Graph:
-    """The IR graph: one Node per NodeDef (data inputs only; control edges kept as flags)."""
+    """The IR graph: one Node per NodeDef (data inputs only; control edges kept as flags).
+
+    Output shapes are inferred from the inputs' shapes the way TensorFlow would at import (see
+    `shapes.py`), so a frozen graph's outputs show `(None, 10)` rather than `?`."""
     variables = frozen_variables(graph_def)
+    inferred = infer_shapes(graph_def, {spec.name: spec.shape for spec in ins})
     nodes = []
     for n in graph_def.node:
         attrs = protos.attrs_of(n)
         data = [i for i in n.input if not i.startswith("^")]
         shape = _const_shape(attrs) if n.op in CONST_OPS else _shape_attr(attrs)
-        node = Node(n.name, n.op, {}, [data] if data else [], [shape], params=0, trainable_params=0)
+        shapes = inferred.get(n.name) or [None]
+        shapes = [shape if k == 0 and s is None else s for k, s in enumerate(shapes)]  # the recorded one as fallback
+        node = Node(n.name, n.op, {}, [data] if data else [], shapes, params=0, trainable_params=0)
         if n.op in CONST_OPS and shape is not None:
             size = int(np.prod(shape)) if shape else 1
             if _is_weight(attrs, shape, n.name in variables):
                 node.params, node.trainable_params = size, 0
         nodes.append(node)
+    outs = [_with_inferred_shape(spec, inferred) for spec in outs]
     return Graph(nodes, ins, outs, "op", name)
+
+
+def _with_inferred_shape(spec: TensorSpec, inferred: dict[str, list[tuple | None]]) -> TensorSpec:
+    """The output spec with its inferred shape, which also reflects `--inputs` shapes and `op:k` indexes
+    (the recorded `_output_shapes` attribute does neither); the recorded one where inference knows nothing."""
+    op, _, index = spec.name.partition(":")
+    shapes = inferred.get(op) or []
+    k = int(index) if index.isdigit() else 0
+    shape = shapes[k] if k < len(shapes) else None
+    return TensorSpec(spec.name, shape, spec.dtype, spec.tensor) if shape is not None else spec
 
 
 def _const_shape(attrs: dict[str, Any]) -> tuple | None:
@@ -233,27 +316,6 @@ def const_weights(graph_def: Any) -> list[Weight]:
 
 def _tensor_reader(tensor: Any, shape: tuple) -> Any:
     def read() -> Iterator[np.ndarray]:
-        yield tensor_value(tensor, shape)
+        yield protos.tensor_value(tensor, shape)
 
     return read
-
-
-def tensor_value(tensor: Any, shape: tuple | None = None) -> np.ndarray:
-    """A TensorProto's values (tensor_content bytes, or the typed repeated field, broadcast)."""
-    dtype = np.dtype(protos.dtype_name(tensor.dtype))
-    shape = protos.shape_of(tensor.tensor_shape) if shape is None else shape
-    size = int(np.prod(shape)) if shape else 1
-    if tensor.tensor_content:
-        return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
-    field = {"f": tensor.float_val, "i": tensor.int_val, "u": tensor.int_val, "b": tensor.bool_val}
-    values = tensor.double_val if dtype == np.float64 else tensor.int64_val if dtype == np.int64 else None
-    if dtype == np.float16:
-        values = np.array(list(tensor.half_val), dtype=np.uint16).view(np.float16)
-    if values is None:
-        values = field.get(dtype.kind, tensor.float_val)
-    arr = np.array(list(values), dtype=dtype)
-    if arr.size == size:
-        return arr.reshape(shape)
-    if arr.size == 0:
-        return np.zeros(shape, dtype)
-    return np.concatenate([arr, np.full(size - arr.size, arr[-1], dtype)]).reshape(shape)  # last value repeats

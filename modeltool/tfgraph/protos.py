@@ -12,6 +12,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 PACKAGE = "modeltool_tf"
 
 #: message -> [(number, name, type, repeated)]; type is a scalar type name or a message name
@@ -230,3 +232,24 @@ def shape_of(proto: Any) -> tuple | None:
 def attrs_of(node: Any) -> dict[str, Any]:
     """A NodeDef's attributes as {key: AttrValue}."""
     return {a.key: a.value for a in node.attr}
+
+
+def tensor_value(tensor: Any, shape: tuple | None = None) -> np.ndarray:
+    """A TensorProto's values (tensor_content bytes, or the typed repeated field, broadcast)."""
+    dtype = np.dtype(dtype_name(tensor.dtype))
+    shape = shape_of(tensor.tensor_shape) if shape is None else shape
+    size = int(np.prod(shape)) if shape else 1
+    if tensor.tensor_content:
+        return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
+    field = {"f": tensor.float_val, "i": tensor.int_val, "u": tensor.int_val, "b": tensor.bool_val}
+    values = tensor.double_val if dtype == np.float64 else tensor.int64_val if dtype == np.int64 else None
+    if dtype == np.float16:
+        values = np.array(list(tensor.half_val), dtype=np.uint16).view(np.float16)
+    if values is None:
+        values = field.get(dtype.kind, tensor.float_val)
+    arr = np.array(list(values), dtype=dtype)
+    if arr.size == size:
+        return arr.reshape(shape)
+    if arr.size == 0:
+        return np.zeros(shape, dtype)
+    return np.concatenate([arr, np.full(size - arr.size, arr[-1], dtype)]).reshape(shape)  # last value repeats
