@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modeltool.errors import LoadError
-from modeltool.formats import MAX_CONFIG_BYTES, Format
+from modeltool.errors import FormatError, LoadError
+from modeltool.formats import MAX_CONFIG_BYTES, NOT_A_MODEL_TEXT, SUPPORTED, Format
 from modeltool.ir import Graph, Model, Weight
 from modeltool.loaders.keras_common import keras_model, training_summary
 
@@ -30,7 +30,9 @@ def _read_text(path: str) -> str:
 
 
 def _model(path: str, fmt: Format, data: Any, weights_from: str | None) -> Model:
-    if not isinstance(data, dict) or "class_name" not in data:
+    if not isinstance(data, dict):  # detection saw Keras keys, but the document is no mapping
+        raise FormatError(f"{path}: {NOT_A_MODEL_TEXT}; supported: {SUPPORTED}")
+    if "class_name" not in data:
         raise LoadError(f"{path}: not a Keras model config (no top-level class_name)")
     writer = {"keras_version": data.get("keras_version"), "backend": data.get("backend")}
     compile_cfg = data.get("compile_config")
