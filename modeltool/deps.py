@@ -17,6 +17,9 @@ from types import ModuleType
 
 from modeltool.errors import MissingDependencyError
 
+#: modeltool's distribution name (the command and the package are `modeltool`; the PyPI project named
+#: `modeltool` is an unrelated one)
+DISTRIBUTION = "modeltool-tf"
 #: import name -> pip extra of modeltool that installs it
 EXTRAS: dict[str, str] = {
     "tensorflow": "tf",
@@ -65,7 +68,7 @@ def require(name: str, purpose: str = "") -> ModuleType:
         return module
     except ImportError as exc:
         extra = EXTRAS.get(name.split(".")[0], "all")
-        hint = "pip install modeltool" if extra == "core" else f"pip install 'modeltool[{extra}]'"
+        hint = f"pip install '{DISTRIBUTION}[{extra}]'" if extra != "core" else f"pip install {DISTRIBUTION}"
         why = f" for {purpose}" if purpose else ""
         raise MissingDependencyError(f"{name} is needed{why} but is not installed ({exc}); run: {hint}") from exc
 

@@ -27,7 +27,7 @@ def providers_for(device: str) -> list[str]:
         if not has_cuda:
             raise MissingDependencyError(
                 "--device cuda: this onnxruntime has no CUDAExecutionProvider "
-                f"(available: {', '.join(available)}); run: pip install 'modeltool[gpu]'"
+                f"(available: {', '.join(available)}); run: pip install 'modeltool-tf[gpu]'"
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return (["CUDAExecutionProvider"] if has_cuda else []) + ["CPUExecutionProvider"]
