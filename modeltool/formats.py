@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Format(str, enum.Enum):
     CHECKPOINT = "checkpoint"
     GRAPHDEF = "graphdef"
 
+    def __str__(self) -> str:  # the value in text and f-strings, as in JSON
+        return self.value
+
 
 DESCRIPTIONS = {
     Format.KERAS_H5: "Keras HDF5 model (legacy .h5)",
@@ -55,6 +59,12 @@ SUPPORTED = (
 
 #: beyond this size a "config" file is not parsed as JSON/YAML (bounded resources)
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: what a text file that is no Keras config is told (with SUPPORTED); the text loaders say it too
+NOT_A_MODEL_TEXT = "not a model file (text that is not a Keras JSON/YAML config)"
+#: a top-level key of a Keras YAML config (`to_yaml` writes `backend`, `class_name`, `config`, ...)
+YAML_KERAS_KEY = re.compile(r"^(class_name|config)[ \t]*:", re.MULTILINE)
+#: bytes no text file holds (C0 controls other than tab, newlines and form feed); binary protobufs do
+BINARY_BYTES = frozenset(range(32)) - {0x09, 0x0A, 0x0C, 0x0D}
 
 
 def describe(fmt: Format) -> str:
@@ -92,6 +102,11 @@ def detect(path: str | os.PathLike) -> Format:
         return text_fmt
     if p.name == "saved_model.pb" or (p.suffix == ".pb" and _is_saved_model_pb(p)):
         raise FormatError(f"{p}: this is a SavedModel's saved_model.pb; pass the directory that holds it")
+    text = _head_text(head, size)
+    if text is not None and text.startswith("model_checkpoint_path:"):
+        raise FormatError(f"{p}: this is a TF checkpoint's state file; pass the directory that holds it or the prefix")
+    if text is not None and p.suffix.lower() not in (".pb", ".pbtxt"):
+        raise FormatError(f"{p}: {NOT_A_MODEL_TEXT}; supported: {SUPPORTED}")
     proto = _detect_protobuf(head)
     if proto is not None:
         return proto
@@ -155,36 +170,48 @@ def _detect_zip(p: Path) -> Format:
     raise FormatError(f"{p}: zip archive without config.json is not a Keras 3 .keras file")
 
 
-def _detect_text(p: Path, head: bytes, size: int) -> Format | None:
-    """JSON or YAML text with a Keras `class_name`; GraphDef pbtxt is left to the proto check."""
+def _head_text(head: bytes, size: int) -> str | None:
+    """The first bytes as text, or None when they are not UTF-8 text (binary control bytes)."""
+    if BINARY_BYTES.intersection(head):
+        return None
     try:
-        text = head.decode("utf-8")
+        return head.decode("utf-8")
     except UnicodeDecodeError:
         if size > len(head):  # a multi-byte character may be cut at the 4096-byte boundary
             try:
-                text = head[:-4].decode("utf-8")
+                return head[:-4].decode("utf-8")
             except UnicodeDecodeError:
                 return None
-        else:
-            return None
+        return None
+
+
+def _detect_text(p: Path, head: bytes, size: int) -> Format | None:
+    """JSON or YAML text that reads as a Keras config (a mapping with `class_name`/`config` at the
+    top); GraphDef pbtxt is left to the proto check. Other text is no model (None)."""
+    text = _head_text(head, size)
+    if text is None:
+        return None
     stripped = text.lstrip("\ufeff \t\r\n")
     if not stripped:
         return None
     if stripped.startswith("node {") or stripped.startswith("node{"):
         return Format.GRAPHDEF
     if stripped[0] in "{[":
-        return Format.KERAS_JSON if "class_name" in text or size > len(head) else _json_or_none(p)
-    if "class_name" in text and ":" in text:
+        if '"class_name"' in text or (size > len(head) and '"config"' in text):
+            return Format.KERAS_JSON  # broken or not, the JSON loader reports precisely what is wrong
+        return _keras_json_or_none(p) if size <= len(head) else None
+    if YAML_KERAS_KEY.search(stripped):
         return Format.KERAS_YAML
     return None
 
 
-def _json_or_none(p: Path) -> Format | None:
+def _keras_json_or_none(p: Path) -> Format | None:
+    """KERAS_JSON for a (small) JSON mapping with Keras's top-level keys, else None (not a model)."""
     try:
-        json.loads(p.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return Format.KERAS_JSON  # let the JSON loader report the parse error with its position
-    return Format.KERAS_JSON
+        data = json.loads(p.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return Format.KERAS_JSON if isinstance(data, dict) and ("class_name" in data or "config" in data) else None
 
 
 def _detect_protobuf(head: bytes) -> Format | None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from modeltool.formats import Format
+
 Shape = tuple  # tuple[int | None, ...]; a None shape means "unknown rank"
 
 
@@ -266,7 +268,7 @@ class Params:
 class Metadata:
     """Who wrote the file and how it was trained."""
 
-    format: str
+    format: Format
     format_description: str
     file_size: int
     writer: dict[str, str] = field(default_factory=dict)  # keras_version, backend, producer, ...
@@ -275,7 +277,7 @@ class Metadata:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": self.format,
+            "format": self.format.value,
             "format_description": self.format_description,
             "file_size": self.file_size,
             "writer": dict(self.writer),
@@ -298,7 +300,7 @@ class Model:
     config: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
-    def format(self) -> str:
+    def format(self) -> Format:
         return self.metadata.format
 
     @property
@@ -342,14 +344,3 @@ class Model:
         trainable = sum(n.trainable_params for n in nodes)  # type: ignore[misc]
         return Params(total, trainable, total - trainable, "config")
 
-    def summary(self, *, width: int = 100) -> str:
-        """A `model.summary()`-like text view with a header of what the file says."""
-        from modeltool.ops.summary import render_summary
-
-        return render_summary(self, width=width)
-
-    def to_dict(self, *, weights: bool = False, stats: bool = False) -> dict[str, Any]:
-        """The JSON form used by `inspect --json`."""
-        from modeltool.ops.summary import model_to_dict
-
-        return model_to_dict(self, weights=weights, stats=stats)

@@ -22,15 +22,16 @@ from typing import Any
 import numpy as np
 
 from modeltool.errors import UsageError
-from modeltool.ir import Model, TensorSpec, format_shape
+from modeltool.feeds import npz_feed, random_feed
+from modeltool.formats import Format
+from modeltool.ir import Model, format_shape
+from modeltool.options import CompareOptions, VerifyOptions
 from modeltool.runners.base import Feed, Runner
 
 NOISE_EPS = 1e-6
 NOISE_FACTOR = 10.0
 #: a pass within the noise floor also needs outputs pointing the same way (documented in docs/convert.md)
 NOISE_MIN_COSINE = 0.999
-DEFAULT_BATCH = 2
-DEFAULT_DIM = 32
 
 
 @dataclass(frozen=True)
@@ -139,90 +140,6 @@ class VerifyReport:
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
-
-
-# ---------------------------------------------------------------- inputs
-
-
-def int_ranges(ir: Model | None) -> dict[str, int]:
-    """Upper bounds of integer inputs that feed an Embedding (its `input_dim`)."""
-    bounds: dict[str, int] = {}
-    if ir is None or ir.graph is None:
-        return bounds
-    for _, node in ir.graph.walk():
-        if node.op != "Embedding":
-            continue
-        dim = node.config.get("input_dim")
-        for call in node.inbound:
-            for name in call:
-                if isinstance(dim, int) and dim > 0:
-                    bounds[name] = min(bounds.get(name, dim), dim)
-    return bounds
-
-
-def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tuple | None) -> tuple:
-    """Concrete shape for one input: the user's, else a static dim from either model, else defaults."""
-    if fixed is not None:
-        return tuple(d if d is not None else (batch if i == 0 else DEFAULT_DIM) for i, d in enumerate(fixed))
-    a = list(ref.shape or ())
-    b = (
-        list(other.shape)
-        if other is not None and other.shape is not None and len(other.shape) == len(a)
-        else [None] * len(a)
-    )
-    out = []
-    for i, (x, y) in enumerate(zip(a, b)):
-        d = x if x is not None else y
-        out.append(d if d is not None else (batch if i == 0 else DEFAULT_DIM))
-    return tuple(out)
-
-
-def random_feed(
-    specs: list[TensorSpec],
-    *,
-    others: list[TensorSpec] | None = None,
-    ir: Model | None = None,
-    seed: int = 0,
-    batch: int = DEFAULT_BATCH,
-    shapes: dict[str, tuple] | None = None,
-) -> Feed:
-    """Seeded inputs shaped and typed per input; integer inputs stay within their Embedding's range."""
-    rng = np.random.default_rng(seed)
-    bounds = int_ranges(ir)
-    by_name = {s.name: s for s in others or []}
-    feed: Feed = {}
-    for i, spec in enumerate(specs):
-        other = by_name.get(spec.name) or ((others or [])[i] if others and i < len(others) else None)
-        shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name))
-        dtype = np.dtype(spec.dtype or "float32")
-        if dtype.kind in "iu" or spec.name in bounds:  # float inputs of an Embedding hold indices too
-            feed[spec.name] = rng.integers(0, bounds.get(spec.name, 10), size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            feed[spec.name] = rng.random(shape) < 0.5
-        else:
-            feed[spec.name] = rng.standard_normal(shape).astype(dtype)
-    return feed
-
-
-def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:
-    """A user's inputs from an .npz: arrays keyed by input name, or arr_0.. by position."""
-    path = os.fspath(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read input data ({exc})") from exc
-    keys = list(data.keys())
-    feed: Feed = {}
-    for i, spec in enumerate(specs):
-        if spec.name in data:
-            feed[spec.name] = data[spec.name]
-        elif f"arr_{i}" in data:
-            feed[spec.name] = data[f"arr_{i}"]
-        elif len(specs) == 1 and len(keys) == 1:
-            feed[spec.name] = data[keys[0]]
-        else:
-            raise UsageError(f"{path}: no array for input {spec.name!r} (arrays: {', '.join(keys)})")
-    return feed
 
 
 def perturbed(feed: Feed, eps: float = NOISE_EPS) -> Feed:
@@ -368,39 +285,51 @@ def _noise_floor(ref: Runner, feed: Feed, ref_out: dict[str, np.ndarray]) -> dic
     return out
 
 
-def verify_files(
-    reference: str | os.PathLike,
-    target: str | os.PathLike,
-    *,
-    tolerance: Tolerance | None = None,
-    input_data: str | None = None,
-    seed: int = 0,
-    batch: int = DEFAULT_BATCH,
-    shapes: dict[str, tuple] | None = None,
-    device: str = "cpu",
-    custom_objects: dict[str, Any] | None = None,
-    unsafe: bool = False,
-    signature: str | None = None,
-    inputs: str | None = None,
-    outputs: str | None = None,
-    config: str | None = None,
-    reference_mode: str | None = None,
-) -> VerifyReport:
-    """Compare any two runnable model files (`modeltool verify A B`). `inputs`/`outputs`/`config`
-    apply to whichever of the two is a GraphDef or checkpoint; `reference_mode` to Keras files (each
-    runs in the runtime that wrote it unless "rebuild")."""
-    from modeltool.runners import open_runner
+def tolerance_for(precision: str | None, atol: float | None = None, rtol: float | None = None) -> Tolerance:
+    """The documented tolerance of a target precision (float32, float16, dynamic, int8), with the
+    user's atol/rtol over it."""
+    base = TOLERANCES.get(precision or "float32", TOLERANCES["float32"])
+    return Tolerance(base.atol if atol is None else atol, base.rtol if rtol is None else rtol, base.min_cosine)
 
-    common = {"device": device, "signature": signature, "custom_objects": custom_objects, "unsafe": unsafe,
-              "inputs": inputs, "outputs": outputs, "config": config, "reference": reference_mode}  # fmt: skip
-    ref_runner = open_runner(reference, **common)
-    tgt_runner = open_runner(target, **common)
-    ir = getattr(ref_runner, "ir", None) or getattr(tgt_runner, "ir", None)
-    with ref_runner as ref, tgt_runner as tgt:
+
+def compare_runners(
+    reference: Runner, target: Runner, options: CompareOptions, tolerance: Tolerance, *, ir: Model | None = None
+) -> VerifyReport:
+    """Run two un-entered runners on the same inputs (the user's .npz, else seeded random ones shaped
+    by both models) and compare every output."""
+    with reference as ref, target as tgt:
         specs = ref.input_specs()
-        if input_data:
-            feed, source = npz_feed(input_data, specs), os.path.basename(os.fspath(input_data))
+        if options.input_data:
+            feed, source = npz_feed(options.input_data, specs), os.path.basename(options.input_data)
         else:
-            feed = random_feed(specs, others=tgt.input_specs(), ir=ir, seed=seed, batch=batch, shapes=shapes)
-            source = f"random, seed {seed}"
-        return compare(ref, tgt, feed, tolerance or TOLERANCES["float32"], input_source=source)
+            feed = random_feed(specs, others=tgt.input_specs(), ir=ir, seed=options.seed, batch=options.batch,
+                               shapes=options.input_shapes)  # fmt: skip
+            source = f"random, seed {options.seed}"
+        return compare(ref, tgt, feed, tolerance, input_source=source)
+
+
+def verify_files(
+    reference: str | os.PathLike, target: str | os.PathLike, options: VerifyOptions | None = None
+) -> VerifyReport:
+    """Compare any two runnable model files (`modeltool verify A B`). The model options apply to
+    whichever file they fit (`--inputs` to a GraphDef, `--reference` to Keras files); the
+    tolerance is the documented one of the target's quantization, as the file states it, unless
+    `options.quantized` or atol/rtol say otherwise."""
+    from modeltool.sources import open_source
+
+    options = options or VerifyOptions()
+    ref_source = open_source(reference, options)
+    tgt_source = open_source(target, options)
+    kind = options.quantized or _quantized(tgt_source.ir)
+    report = compare_runners(ref_source.reference(), tgt_source.reference(), options,
+                             tolerance_for(kind, options.atol, options.rtol), ir=ref_source.ir)  # fmt: skip
+    if kind and not options.quantized:
+        report.warnings.append(f"{target} holds {kind} quantization: compared with its documented tolerance")
+    return report
+
+
+def _quantized(model: Model) -> str | None:
+    from modeltool.quantization import quantization_kind
+
+    kind = quantization_kind(model) if model.metadata.format in (Format.ONNX, Format.TFLITE) else "none"
+    return None if kind == "none" else kind

@@ -65,8 +65,8 @@ def mutate(data: bytes, how: tuple) -> bytes:
 def exercise(path: Path) -> None:
     """What `inspect --weights --stats` does: load, summarize, read every weight's statistics."""
     model = modeltool.load(path)
-    model.summary()
-    model.to_dict(weights=True, stats=False)
+    modeltool.summary(model)
+    modeltool.to_dict(model, weights=True, stats=False)
     for w in model.weights[:50]:
         if w.reader is not None:
             w.stats()

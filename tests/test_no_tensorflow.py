@@ -40,8 +40,8 @@ report = {}
 rc = main(["--help"])
 for path in sys.argv[1:]:
     m = modeltool.load(path)
-    m.to_dict(weights=True, stats=True)
-    m.summary()
+    modeltool.to_dict(m, weights=True, stats=True)
+    modeltool.summary(m)
     rc = main(["inspect", path, "--json", "--weights"])
     report[path] = [name for name in heavy if name in sys.modules]
 rc = main(["diff", sys.argv[1], sys.argv[2], "--json"])  # diff is IR-only too

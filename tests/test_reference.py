@@ -86,7 +86,7 @@ def test_random_reference_fails_naming_its_ops_and_inputs(tmp_path):
 @pytest.mark.corpus
 def test_corpus_frozen_lstm_with_random_keep_prob_fails(tmp_path):
     src = CORPUS / "tf2onnx_lstm_frozen" / "frozen.pb"
-    proc = run_cli("convert", src, tmp_path / "l.onnx", "--inputs", "X:1x784,keep_prob", "--outputs", "output")
+    proc = run_cli("convert", src, tmp_path / "l.onnx", "--inputs", "X=1x784,keep_prob=()", "--outputs", "output")
     assert proc.returncode == 1, proc.stderr
     assert "not deterministic" in proc.stdout and "keep_prob" in proc.stdout
     assert "PASSED" not in proc.stdout

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from modeltool.feeds import random_feed
 from modeltool.ir import TensorSpec
-from modeltool.verify import TOLERANCES, Tolerance, compare_arrays, random_feed
+from modeltool.verify import TOLERANCES, Tolerance, compare_arrays
 from tests.conftest import FIXTURES, run_cli
 
 SRC = FIXTURES / "keras3" / "functional_multi_io.keras"
@@ -96,3 +97,23 @@ def test_graph_fixtures_match_their_keras_source(name):
     for target, extra in ((f"{name}.tflite", []), (f"{name}_dynamic.tflite", ["--quantized", "dynamic"])):
         proc = run_cli("verify", FIXTURES / "keras3" / f"{name}.keras", graphs / target, *extra)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_verify_detects_a_quantized_target(tmp_path) -> None:
+    """`verify` against an int8 TFLite file picks the int8 tolerance itself (as `check` reads the
+    kind from the file); the float tolerance would fail it."""
+    from modeltool.convert import convert
+    from modeltool.options import ConvertOptions, VerifyOptions
+    from modeltool.verify import verify_files
+
+    src = FIXTURES / "keras3/conv_bn.keras"
+    calibration = {"pixels": np.random.default_rng(0).standard_normal((16, 16, 16, 3)).astype("float32")}
+    np.savez(tmp_path / "cal.npz", **calibration)
+    options = ConvertOptions(quantize="int8", calibration=str(tmp_path / "cal.npz"))
+    assert convert(src, str(tmp_path / "q.tflite"), options).written
+    report = verify_files(src, tmp_path / "q.tflite")
+    assert report.passed, report.render()
+    assert report.tolerance == TOLERANCES["int8"]
+    assert any("int8" in w for w in report.warnings)
+    strict = verify_files(src, tmp_path / "q.tflite", VerifyOptions(quantized="float16"))
+    assert strict.tolerance == TOLERANCES["float16"]

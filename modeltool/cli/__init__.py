@@ -1,19 +1,24 @@
 """The `modeltool` command line: one small module per command, errors mapped to exit codes here.
 
-Exit codes: 0 success, 1 a check failed (`CheckFailed`), 2 unusable input or usage. Errors print
-one line on stderr; `--debug` adds the traceback. Commands import heavy modules inside their
+Exit codes: 0 success, 1 a check failed (`CheckFailed`), 2 unusable input or usage (a
+`ModelToolError`: a known kind of failure), 3 an internal error (any other exception: a bug in
+modeltool, never reported as a problem of the user's file). Errors print one line on stderr;
+`--debug` adds the traceback. Commands import heavy modules inside their
 function so `modeltool --help` stays fast.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 import click
 
 from modeltool import __version__
-from modeltool.errors import ModelToolError
+from modeltool.errors import CheckFailed, ModelToolError
+
+INTERNAL_ERROR = 3
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not debug and not os.environ.get("MODELTOOL_DEBUG"):
+        _quiet_libraries()
     if debug:  # accepted anywhere on the line, not only before the command
         args = ["--debug"] + [a for a in args if a != "--debug"]
     try:
@@ -56,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code if exc.exit_code else 2
+    except CheckFailed as exc:  # a result, not an error: the report on stdout says what differs
+        if str(exc):
+            click.echo(f"modeltool: {_one_line(str(exc))}", err=True)
+        return exc.exit_code
     except ModelToolError as exc:
         if debug:
             traceback.print_exc()
@@ -64,15 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("modeltool: interrupted", err=True)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: still one line, still exit 2
+    except Exception as exc:  # noqa: BLE001 - a bug in modeltool, not a verdict on the input
         if debug:
             traceback.print_exc()
         click.echo(
-            f"modeltool: error: unexpected {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug)",
+            f"modeltool: internal error (a bug in modeltool, not in your file): {type(exc).__name__}: "
+            f"{_one_line(str(exc))[:300]}; rerun with --debug for the traceback and report it",
             err=True,
         )
-        return 2
+        return INTERNAL_ERROR
     return 0
+
+
+def _quiet_libraries() -> None:
+    """Library chatter is not the user's concern on a CLI's stderr: Keras's UserWarnings and
+    deprecation notices, absl's "You are saving your model as an HDF5 file". modeltool reports what
+    matters in its own report (`--debug` or MODELTOOL_DEBUG=1 keeps them)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def _one_line(text: str) -> str:

@@ -39,13 +39,14 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False))
 
 
-def emit(report: Any, as_json: bool, failure: str) -> None:
-    """Print a report (JSON or its text table); a report that did not pass is exit 1."""
+def emit(report: Any, as_json: bool, failure: str, *, quiet: bool = False) -> None:
+    """Print a report (JSON or its text table; nothing with `quiet`); a report that did not pass is
+    exit 1, with `failure` as its one stderr line."""
     from modeltool.errors import CheckFailed
 
     if as_json:
         echo_json(report.to_dict())
-    else:
+    elif not quiet:
         click.echo(report.render())
     if not report.passed:
         raise CheckFailed(failure)

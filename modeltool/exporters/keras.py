@@ -13,40 +13,47 @@ import numpy as np
 
 from modeltool.deps import require
 from modeltool.errors import UnsupportedError
-from modeltool.exporters.serving import ExportOptions
-from modeltool.ir import Model
+from modeltool.options import ConvertOptions
+from modeltool.sources import ExportContext, Source
+from modeltool.targets import Target
 
 
-def export_keras(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_keras(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    native = source.keras_model()
     native.save(path)
     return {"keras_format": "keras_v3"}
 
 
-def export_h5(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_h5(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    native = source.keras_model()
     native.save(path)
     return {"keras_format": "legacy_h5"}
 
 
-def export_weights(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_weights(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    native = source.keras_model()
     native.save_weights(path)
     return {"keras_format": "keras3_weights"}
 
 
-def export_json(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_json(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    native = source.keras_model()
     with open(path, "w", encoding="utf-8") as f:
         f.write(native.to_json())
     return {"keras_format": "json"}
 
 
-def export_yaml(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_yaml(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    native = source.keras_model()
     yaml = require("yaml", "writing YAML")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(json.loads(native.to_json()), f, sort_keys=False)
     return {"keras_format": "yaml"}
 
 
-def export_checkpoint(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
+def export_checkpoint(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """`path` is a folder here: the checkpoint `ckpt.index`/`ckpt.data-*` plus the `checkpoint` file."""
+    native = source.keras_model()
     tf = require("tensorflow", "writing a TF checkpoint")
     os.makedirs(path, exist_ok=True)
     ckpt = tf.train.Checkpoint(root=native)
@@ -56,8 +63,10 @@ def export_checkpoint(native: Any, ir: Model | None, path: str, options: ExportO
     return {"keras_format": "tf_checkpoint", "prefix": os.path.basename(prefix)}
 
 
-def roundtrip(target: str, native: Any, path: str, custom_objects: dict[str, Any] | None) -> dict[str, Any]:
+def roundtrip(source: Source, target: Target, path: str) -> dict[str, Any]:
     """Load the written file back with Keras 3 and compare every weight with the model written."""
+    native = source.keras_model()
+    custom_objects = getattr(source, "custom", None)
     keras = require("keras", "checking the written Keras file")
     tf = require("tensorflow")
     from modeltool.keras.semantics import legacy_objects, uses_legacy_objects
@@ -65,21 +74,21 @@ def roundtrip(target: str, native: Any, path: str, custom_objects: dict[str, Any
     extra: dict[str, Any] = {}
     objects = {**legacy_objects(), **(custom_objects or {})}
     expected = [np.asarray(v) for v in native.get_weights()]
-    if target in ("keras", "h5"):
+    if target in (Target.KERAS, Target.H5):
         loaded = keras.saving.load_model(path, custom_objects=objects, compile=False, safe_mode=True)
-    elif target == "weights.h5":
+    elif target == Target.WEIGHTS_H5:
         loaded = keras.models.clone_model(native)
         loaded.load_weights(path)
-    elif target in ("json", "yaml"):
+    elif target in (Target.JSON, Target.YAML):
         text = open(path, encoding="utf-8").read()
-        cfg = json.loads(text) if target == "json" else require("yaml").safe_load(text)
+        cfg = json.loads(text) if target == Target.JSON else require("yaml").safe_load(text)
         loaded = keras.models.model_from_json(json.dumps(cfg), custom_objects=objects)
         if len(loaded.weights) != len(native.weights):
             raise UnsupportedError(
                 f"{path}: reloaded architecture has {len(loaded.weights)} weights, expected {len(native.weights)}"
             )
         return {"roundtrip": "architecture reloaded", "weights": len(loaded.weights)}
-    elif target == "checkpoint":
+    elif target == Target.CHECKPOINT:
         loaded = keras.models.clone_model(native)
         tf.train.Checkpoint(root=loaded).read(os.path.join(path, "ckpt")).assert_existing_objects_matched()
     else:  # pragma: no cover - the table only routes Keras targets here

@@ -2,12 +2,11 @@
 
 tf2onnx copies every constant through its graph passes and peaks at ~45x the weight size (VGG16 is
 killed at 24 GB), and TF's own freezing of a 500 MB model peaks at ~12x. modeltool never makes the
-large weights constants: the serving function takes every variable over `detach_bytes` as an extra
-input (read through Keras's `StatelessScope`), only the small ones are frozen, tf2onnx converts that
-light graph, and the large weights are attached as ONNX initializers straight from the Keras
-variables (`onnx_passes.attach_initializers`), one at a time. tf2onnx also exits 0 on models it
-got wrong (grouped convolutions lose their `group`, unsupported ops stay as TF ops): the passes fix
-what they can and `validate` refuses what is still broken.
+large weights constants: the source gives a graph whose weights over `detach_bytes` are
+placeholders (`Source.onnx_graph`), tf2onnx converts that light graph, and the large weights are
+attached as ONNX initializers afterwards (`onnx_passes.attach_initializers`), one at a time.
+tf2onnx also exits 0 on models it got wrong (grouped convolutions lose their `group`, unsupported
+ops stay as TF ops): the passes fix what they can and `validate` refuses what is still broken.
 """
 
 from __future__ import annotations
@@ -18,8 +17,10 @@ from typing import Any
 from modeltool.deps import require
 from modeltool.errors import ModelToolError, UnsupportedError
 from modeltool.exporters import onnx_passes
-from modeltool.exporters.serving import ExportOptions, boundary_names, plain_grouped_convs, serving_function
-from modeltool.ir import Model
+from modeltool.options import ConvertOptions
+from modeltool.sources import ExportContext, OnnxGraph, Source
+
+NEVER_DETACH = 1 << 62
 
 
 def default_opset() -> int:
@@ -29,7 +30,7 @@ def default_opset() -> int:
     return min(max(tf2onnx.constants.OPSET_TO_IR_VERSION), onnx.defs.onnx_opset_version())
 
 
-def checked_opset(options: ExportOptions) -> int:
+def checked_opset(options: ConvertOptions) -> int:
     """The opset to write: --opset when tf2onnx supports it, else the default."""
     tf2onnx = require("tf2onnx", "converting to ONNX")
     opset = options.opset or default_opset()
@@ -55,56 +56,35 @@ def run_tf2onnx(graph_def: Any, input_names: list[str], output_names: list[str],
     return proto
 
 
-def large_variables(native: Any, limit: int) -> list[Any]:
-    """The model's variables over `limit` bytes, each once (shared layers share variables)."""
-    import numpy as np
-
-    seen, out = set(), []
-    for v in native.weights:
-        size = int(np.prod(v.shape)) * np.dtype(str(v.dtype)).itemsize
-        if size > limit and id(v) not in seen:
-            seen.add(id(v))
-            out.append(v)
-    return out
-
-
-def frozen_graph(
-    native: Any, ir: Model | None, options: ExportOptions
-) -> tuple[Any, dict[str, str], dict[str, str], dict[str, Any]]:
-    """(GraphDef with the small variables folded, {input tensor: source name}, {output tensor: source
-    name} in the source order, {placeholder tensor: large variable})."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    large = large_variables(native, options.detach_bytes)
-    with plain_grouped_convs():
-        concrete = serving_function(native, ir, options.input_shapes, large).get_concrete_function()
-    keys = sorted(concrete.structured_outputs)  # tf.nest flattens a dict in sorted-key order
-    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
-    in_names, out_names = boundary_names(native, ir)
-    placeholders = [t.name for t in frozen.inputs if t.dtype.name != "resource"]
-    inputs, weights = placeholders[: len(in_names)], placeholders[len(in_names) :]
-    by_key = dict(zip(keys, (t.name for t in frozen.outputs)))
-    graph_def = frozen.graph.as_graph_def()
-    return graph_def, dict(zip(inputs, in_names)), {by_key[k]: k for k in out_names}, dict(zip(weights, large))
-
-
-def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
-    """Write `native` as ONNX to `path`; returns details (opset, node count, fixes applied)."""
+def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    """Write `source` as ONNX to `path`; returns details (opset, node count, fixes applied)."""
     onnx = require("onnx", "converting to ONNX")
     opset = checked_opset(options)
-    graph_def, inputs, outputs, detached = frozen_graph(native, ir, options)
-    proto = run_tf2onnx(graph_def, list(inputs) + list(detached), list(outputs), opset)
-    del graph_def
-    fixes = onnx_passes.run_all(proto, detached, inputs, outputs)
-    detached.clear()
+    graph = source.onnx_graph(options, options.detach_bytes)
+    try:
+        proto = _convert(graph, opset)
+    except UnsupportedError:
+        if not graph.detached:
+            raise
+        # a large weight that an op needs at conversion time (a shape, a gather table): convert the
+        # graph with every weight a constant instead (tf2onnx's own memory profile)
+        graph = source.onnx_graph(options, detach_bytes=NEVER_DETACH)
+        proto = _convert(graph, opset)
+    fixes = onnx_passes.run_all(proto, graph.detached, graph.inputs, graph.outputs)
+    graph.detached.clear()
     weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
     external = weight_bytes >= options.external_data_bytes
-    save(onnx, proto, path, external, options.final_path or path)
+    save(onnx, proto, path, external, context.final_path)
     nodes = len(proto.graph.node)
     ops = sorted({n.op_type for n in proto.graph.node})
     del proto
     validate(path)
     return {"opset": opset, "nodes": nodes, "op_types": ops, "fixes": fixes, "external_data": external}
+
+
+def _convert(graph: OnnxGraph, opset: int) -> Any:
+    names = list(graph.inputs) + list(graph.detached)
+    return run_tf2onnx(graph.graph_def, names, list(graph.outputs), opset, shape_override=graph.shape_override)
 
 
 def save(onnx: Any, proto: Any, path: str, external: bool, final_path: str) -> None:

@@ -2,9 +2,9 @@
 
 The result must run in the stock LiteRT interpreter, so only builtin ops are allowed unless the
 user passes --allow-flex. Keras 3 recurrent layers compile to a while-loop over TensorLists, which
-the converter can only express with Select TF (Flex) ops; modeltool rebuilds such models with
-`unroll=True` (see `convert.py`), a static loop made of builtin ops, which needs a known number of
-timesteps (from the model or --input-shape).
+the converter can only express with Select TF (Flex) ops; a Keras source prepared for TFLite is
+rebuilt with `unroll=True` (`sources.keras`), a static loop made of builtin ops, which needs a known
+number of timesteps (from the model or --input-shape).
 """
 
 from __future__ import annotations
@@ -17,29 +17,27 @@ import numpy as np
 
 from modeltool.deps import quiet_stderr, require
 from modeltool.errors import UnsupportedError, UsageError
-from modeltool.exporters.serving import ExportOptions, input_specs, serving_function
 from modeltool.ir import Model, TensorSpec
+from modeltool.options import ConvertOptions
+from modeltool.sources import ExportContext, Source
 
 QUANTIZE_MODES = ("float16", "dynamic", "int8")
 CALIBRATION_SAMPLES = 32
 
 
-def export(native: Any, ir: Model | None, path: str, options: ExportOptions) -> dict[str, Any]:
-    """Write `native` as a .tflite file; returns details (quantization, ops, Flex use)."""
+def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
+    """Write `source` as a .tflite file; returns details (quantization, ops, Flex use)."""
     tf = require("tensorflow", "converting to TFLite")
-    concrete = serving_function(native, ir, options.input_shapes).get_concrete_function()
-    # The converter freezes the variables it finds through `trackable_obj`; it must see the
-    # tf.Variables under Keras 3's variables, or it keeps READ_VARIABLE ops whose values never arrive.
-    holder = tf.Module()
-    holder.variables_ = [getattr(v, "value", v) for v in native.variables]
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
-    specs = input_specs(native, ir, options.input_shapes)
-    return convert_with(tf, converter, path, options, lambda: samples_for(specs, ir, options))
+    converter = source.tflite_converter(options)
+    specs = source.input_specs(options.input_shapes)
+    ir = source.ir
+    return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context))
 
 
 def convert_with(
-    tf: Any, converter: Any, path: str, options: ExportOptions, samples: Callable[[], tuple[list, str]]
-) -> dict[str, Any]:
+    tf: Any, converter: Any, path: str, options: ConvertOptions, context: ExportContext,
+    samples: Callable[[], tuple[list, str]],
+) -> dict[str, Any]:  # fmt: skip
     """Run a prepared converter with modeltool's op set and quantization; `samples` gives int8
     calibration data only when asked for."""
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -58,7 +56,7 @@ def convert_with(
     meta = load_tflite(path).metadata.extra
     flex = meta.get("flex_ops") or []
     if flex:
-        options.warnings.append(
+        context.warnings.append(
             f"the model uses Select TF (Flex) ops {', '.join(flex)}: it needs the Flex delegate, not in the stock "
             "LiteRT interpreter (--allow-flex)"
         )
@@ -66,7 +64,7 @@ def convert_with(
 
 
 def _quantize(
-    tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]], options: ExportOptions
+    tf: Any, converter: Any, samples_fn: Callable[[], tuple[list, str]], options: ConvertOptions
 ) -> str | None:
     mode = options.quantize
     if mode is None or mode == "none":
@@ -88,18 +86,18 @@ def _quantize(
 
 
 def samples_for(
-    specs: list[TensorSpec], ir: Model | None, options: ExportOptions
+    specs: list[TensorSpec], ir: Model | None, options: ConvertOptions, context: ExportContext
 ) -> tuple[list[list[np.ndarray]], str]:
     """Representative inputs for int8: the user's --calibration .npz, else seeded random data."""
-    from modeltool.verify import npz_feed, random_feed
+    from modeltool.feeds import npz_feed, random_feed
 
     if options.calibration:
         feed = npz_feed(options.calibration, specs)
         n = min(len(v) for v in feed.values())
         samples = [[feed[s.name][i : i + 1].astype(s.dtype) for s in specs] for i in range(n)]
         return samples, f"{os.path.basename(options.calibration)} ({n} samples)"
-    options.warnings.append(
-        "WARNING: int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
+    context.warnings.append(
+        "int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
         "reflect real data and accuracy on real inputs may be poor"
     )
     samples = []
@@ -109,7 +107,7 @@ def samples_for(
     return samples, f"random ({CALIBRATION_SAMPLES} samples)"
 
 
-def _converter_message(exc: BaseException, options: ExportOptions) -> str:
+def _converter_message(exc: BaseException, options: ConvertOptions) -> str:
     text = " ".join(str(exc).split())
     ops = sorted(set(_flex_ops(text)))
     if any(op.startswith(("TensorList", "TensorArray")) for op in ops) and not options.allow_flex:

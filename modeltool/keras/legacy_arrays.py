@@ -3,9 +3,12 @@
 Keras 1 stored one array per gate of a recurrent layer (12 for an LSTM, 9 for a GRU), Keras 1
 Conv1D kernels as 4-D `(length, 1, in, out)`, Theano-ordered (`th`) convolution kernels as
 `(out, in, rows, cols)`, and Keras 2 CuDNN layers a doubled bias and cuDNN's kernel order. Each
-converter below fixes one of those and is chosen by the arrays it is given, never by a version
-string. Everything else must already match the layer's shapes; a mismatch is reported by layer
-with both shapes.
+converter below fixes one of those and is chosen by the class and the arrays it is given, never
+by a version string. `migrate_layouts` applies the same-class ones once, where a loader joins
+weights to their architecture; the cuDNN layout is converted where a CuDNN layer becomes an
+LSTM/GRU (the rebuild), and `transfer-weights`/`diff` convert a weights-only file (which has no
+architecture for its loader to go by) where it meets one. Everything else must already match the
+layer's shapes; a mismatch is reported by layer with both shapes.
 """
 
 from __future__ import annotations
@@ -93,30 +96,112 @@ CONVERTERS: list[tuple[str, Callable[[Any, Arrays, Shapes], Arrays | None]]] = [
 ]
 
 
-def _cell_class(layer: Any) -> str:
-    """The class that decides the layout: the wrapped layer of Bidirectional/TimeDistributed."""
-    inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)
-    return type(inner).__name__ if inner is not None else type(layer).__name__
-
-
-def convert_layer_arrays(layer: Any, arrays: Arrays, expected: Shapes, path: str, source: str) -> Arrays:
-    """`arrays` as stored, reshaped into `expected` (the Keras 3 layer's weight shapes)."""
+def convert_layer_arrays(
+    cls: str, arrays: Arrays, expected: Shapes, path: str, source: str, *, cell: str | None = None
+) -> Arrays:
+    """`arrays` as stored for a layer of class `cls` (a wrapper's wrapped class as `cell`), reshaped
+    into `expected` (the Keras 3 layer's weight shapes)."""
     if _matches(arrays, expected):
         return arrays
-    cls = _cell_class(layer)
-    if type(layer).__name__ == "Bidirectional" and len(arrays) % 2 == 0:
-        half = len(arrays) // 2
-        fwd = convert_layer_arrays(layer.forward_layer, arrays[:half], expected[: len(expected) // 2], path, source)
-        bwd = convert_layer_arrays(layer.backward_layer, arrays[half:], expected[len(expected) // 2 :], path, source)
+    inner = cell or cls
+    if cls == "Bidirectional" and len(arrays) % 2 == 0 and len(expected) % 2 == 0:
+        half, want = len(arrays) // 2, len(expected) // 2
+        fwd = convert_layer_arrays(inner, arrays[:half], expected[:want], path, source)
+        bwd = convert_layer_arrays(inner, arrays[half:], expected[want:], path, source)
         return fwd + bwd
     for name, fn in CONVERTERS:
-        if name != cls:
+        if name != inner.removeprefix("CuDNN"):
             continue
-        out = fn(layer, arrays, expected)
+        out = fn(None, arrays, expected)
         if out is not None and _matches(out, expected):
             return out
     got = [tuple(a.shape) for a in arrays]
-    raise LoadError(f"{source}: layer {path!r} ({cls}) expects weights {expected}, the file stores {got}")
+    raise LoadError(f"{source}: layer {path!r} ({inner}) expects weights {expected}, the file stores {got}")
+
+
+def wrapped_class(config: Any) -> str | None:
+    """The class a Bidirectional/TimeDistributed layer config wraps, if any."""
+    if not isinstance(config, dict):
+        return None
+    inner = config.get("layer") or config.get("forward_layer")
+    return inner.get("class_name") if isinstance(inner, dict) else None
+
+
+def keras3_shapes(node: Any) -> Shapes | None:
+    """The weight shapes the layer of `node` has in Keras 3, when its class exists there and they
+    are known. CuDNN layers are left as stored: their class changes (to LSTM/GRU, with other bias
+    shapes and parameter counts) only when a model is rebuilt, which converts them then."""
+    if node.op in ("CuDNNLSTM", "CuDNNGRU"):
+        return None
+    shapes = [tuple(s.shape) for s in node.attrs.get("weight_specs") or []]
+    if not shapes or any(d is None for shape in shapes for d in shape):
+        return None
+    return shapes
+
+
+def migrate_layouts(model: Any) -> list[str]:
+    """Once, where architecture and weights meet (the loader): every layer whose stored arrays are
+    in a legacy layout (Keras 1 per-gate RNN arrays, Keras 1 Conv1D, Theano or cuDNN kernels) gets
+    its weights in the Keras 3 layout, converted lazily when a value is first read, so rebuild,
+    transfer and diff all see one layout. Returns a note per layer converted."""
+    from modeltool.ir import Weight
+
+    if model.graph is None or not model.weights:
+        return []
+    by_layer: dict[str, list[int]] = {}
+    for i, w in enumerate(model.weights):
+        by_layer.setdefault(w.layer or "", []).append(i)
+    notes, replaced = [], {}
+    for path, node in model.graph.walk():
+        idx = by_layer.get(path)
+        expected = keras3_shapes(node)
+        if not idx or expected is None:
+            continue
+        stored = [model.weights[i] for i in idx]
+        if [tuple(w.shape) for w in stored] == expected:
+            continue
+        if not _convertible(node.op, [tuple(w.shape) for w in stored], expected, wrapped_class(node.config)):
+            continue
+        specs = node.attrs.get("weight_specs") or []
+        lazy = _LazyConversion(node.op, stored, expected, path, model.path, wrapped_class(node.config))
+        fresh = [Weight("/".join(p for p in (path, spec.prefix, spec.role) if p), path, spec.role, shape,
+                        stored[0].dtype, spec.trainable and stored[0].trainable, lazy.reader(k))
+                 for k, (spec, shape) in enumerate(zip(specs, expected))]  # fmt: skip
+        replaced[idx[0]] = fresh
+        replaced.update({i: [] for i in idx[1:]})
+        notes.append(f"{path} ({node.op}): {len(stored)} stored arrays converted to Keras 3's {len(expected)}")
+    if replaced:
+        model.weights[:] = [w for i, old in enumerate(model.weights) for w in replaced.get(i, [old])]
+    return notes
+
+
+def _convertible(cls: str, stored: Shapes, expected: Shapes, cell: str | None) -> bool:
+    """Whether a converter applies, judged on shapes alone (no value is read while loading)."""
+    probe = [np.zeros(s, dtype=np.float32) if int(np.prod(s)) < 1 << 16 else np.lib.stride_tricks.as_strided(
+        np.zeros(1, np.float32), s, [0] * len(s)) for s in stored]  # fmt: skip
+    try:
+        convert_layer_arrays(cls, probe, expected, "", "", cell=cell)
+    except (LoadError, ValueError):
+        return False
+    return True
+
+
+class _LazyConversion:
+    """The converted arrays of one layer, computed on the first read of any of them."""
+
+    def __init__(self, cls: str, stored: list, expected: Shapes, path: str, source: str, cell: str | None) -> None:
+        self.args = (cls, stored, expected, path, source, cell)
+        self.arrays: Arrays | None = None
+
+    def reader(self, k: int) -> Callable[[], Any]:
+        def read() -> Any:
+            if self.arrays is None:
+                cls, stored, expected, path, source, cell = self.args
+                values = [np.asarray(w.value()) for w in stored]
+                self.arrays = convert_layer_arrays(cls, values, expected, path, source, cell=cell)
+            yield self.arrays[k]
+
+        return read
 
 
 def _matches(arrays: Arrays, expected: Shapes) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 
 from modeltool.deps import require
 from modeltool.errors import LoadError, UnsafeContentError, UnsupportedError, UsageError
+from modeltool.formats import Format
 from modeltool.ir import Model, Weight
 from modeltool.keras.graph import call_keys, is_model_class, skip_first_nodes, tensor_keys
 from modeltool.keras.layers import REGISTRY as LAYER_REGISTRY
@@ -31,8 +32,8 @@ from modeltool.keras.legacy_arrays import convert_layer_arrays
 from modeltool.keras.semantics import (
     legacy_objects,
     preserve_writer_semantics,
-    register_legacy_objects,
     refuse_lost_semantics,
+    register_legacy_objects,
     writer_generation,
 )
 
@@ -214,6 +215,9 @@ def _set_input_shapes(cfg: dict, shapes: list) -> None:
 
 def check_safe(model: Model, *, unsafe: bool, custom_objects: dict[str, Any]) -> list[str]:
     """Refuse (exit 2) a model whose layers hold code, unless the user allowed it. Returns warnings."""
+    from modeltool.keras.safety import check_archive_members
+
+    check_archive_members(model.path, model.metadata.extra)  # zip-slip names, pickled .npz members
     warnings = []
     if model.graph is None:
         raise UnsupportedError(f"{model.path}: no architecture in this file; give one (JSON/YAML/H5/.keras)")
@@ -289,6 +293,7 @@ def load_custom_objects(path: str | os.PathLike | None) -> dict[str, Any]:
         raise UsageError(f"{path}: not an importable Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
+    require("keras", "importing your custom objects")  # first, quietly: such modules import Keras themselves
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - the user's own code: report, don't crash
@@ -321,9 +326,11 @@ def build(
     unroll_rnn: bool = False,
     input_shapes: list | None = None,
     notes: list[str] | None = None,
+    with_weights: bool = True,
 ) -> Any:
     """A Keras 3 model with the IR's architecture and weights, ready to run in inference mode.
-    What had to be changed on the way (dropped legacy arguments) is appended to `notes`."""
+    What had to be changed on the way (dropped legacy arguments) is appended to `notes`.
+    `with_weights=False` builds the architecture alone (its shapes, for `inspect --custom-objects`)."""
     custom_objects = dict(custom_objects or {})
     check_safe(model, unsafe=unsafe, custom_objects=custom_objects)
     if model.config is None:
@@ -354,6 +361,8 @@ def build(
         if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]
             hint = "; Lambda bytecode only loads on the Python version that wrote it"
         raise LoadError(f"{model.path}: Keras 3 cannot rebuild this architecture ({_short(exc)}{hint})") from exc
+    if not with_weights:
+        return native
     if not model.weights and needs_weights(model):
         raise UnsupportedError(
             f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
@@ -376,9 +385,7 @@ def needs_weights(model: Model) -> bool:
 
 def keras3_weights_file(model: Model) -> tuple[str, str | None] | None:
     """(file, member inside a .keras zip or None) of a Keras 3 weights layout behind the model."""
-    from modeltool.formats import Format
-
-    if model.format == Format.KERAS_V3.value:
+    if model.format == Format.KERAS_V3:
         return model.path, "model.weights.h5"
     source = model.metadata.extra.get("weights_from")
     if source and str(source).endswith(".weights.h5"):
@@ -418,7 +425,7 @@ def _is_subclassed(model: Model) -> bool:
 def _native_subclassed(model: Model, keras: Any, custom_objects: dict[str, Any], unsafe: bool) -> Any:
     """A subclassed model's layers exist only in the user's class: Keras itself must build it,
     from a `.keras` archive, with that class given (check_safe made sure it is)."""
-    if model.format != "keras_v3":
+    if model.format != Format.KERAS_V3:
         raise UnsupportedError(f"{model.path}: a subclassed model can only be rebuilt from a .keras archive")
     try:
         return keras.saving.load_model(model.path, custom_objects=custom_objects, compile=False, safe_mode=not unsafe)
@@ -460,13 +467,28 @@ def _fit_to_keras3(cfg: dict, keras: Any) -> list[str]:
             layer["module"], layer["registered_name"] = "keras.layers", None  # wrapped layers need it
         if cls is None or not inspect.isclass(cls) or layer["class_name"] in ("InputLayer", "Lambda"):
             continue
-        allowed = set(inspect.signature(cls.__init__).parameters) | BASE_LAYER_ARGS
+        allowed = accepted_arguments(cls) | BASE_LAYER_ARGS
         for key in list(layer["config"]):
             if key not in allowed:
                 value = layer["config"].pop(key)
                 if value not in (None, False, 0, 0.0, "", [], {}):
                     dropped.append(f"{layer['config'].get('name', layer['class_name'])}: {key}={value!r}")
     return dropped
+
+
+def accepted_arguments(cls: type) -> set[str]:
+    """The constructor arguments of a Keras layer class, those its bases take through `**kwargs`
+    included (LSTM passes `zero_output_for_mask` on to RNN)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names |= {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break  # this constructor passes nothing further up
+    return names
 
 
 #: what Keras 3's Functional/Sequential.from_config read; anything else (compile settings such as
@@ -531,9 +553,14 @@ def set_weights(native: Any, weights: list[Weight], source: str) -> None:
         if stored is None:
             raise LoadError(f"{source}: no stored weights for layer {path!r}")
         used.add(path)
-        arrays = [w.value() for w in stored]
         expected = [tuple(v.shape) for v in layer.weights]
-        arrays = convert_layer_arrays(layer, arrays, expected, path, source)
+        arrays = [w.value() for w in stored]
+        if [tuple(w.shape) for w in stored] != expected:
+            # Keras 1/Theano layouts were converted by the loader (`legacy_arrays.migrate_layouts`); what
+            # is left is the cuDNN layout, converted here where a CuDNN layer becomes an LSTM/GRU
+            inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
+            arrays = convert_layer_arrays(type(layer).__name__, arrays, expected, path, source,
+                                          cell=type(inner).__name__ if inner is not None else None)  # fmt: skip
         layer.set_weights(arrays)
         finalize = getattr(layer, "finalize_state", None)
         if callable(finalize):

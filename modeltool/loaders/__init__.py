@@ -30,6 +30,43 @@ LOADERS: dict[Format, str] = {
 }
 
 
+def _migrate_legacy_layouts(model: Model) -> None:
+    """Keras 1/2 weight layouts become Keras 3's here, once, for everything downstream."""
+    if model.config is None or model.graph is None or model.graph.level != "layer" or not model.weights:
+        return
+    from modeltool.keras.legacy_arrays import migrate_layouts
+
+    notes = migrate_layouts(model)
+    if notes:
+        model.metadata.extra["legacy_layouts"] = notes
+
+
+def parse_errors() -> tuple[type[BaseException], ...]:
+    """What the parsing libraries raise on a corrupted file (h5py: OSError/KeyError/ValueError/RuntimeError;
+    zipfile, zlib, struct, protobuf, YAML, text decoding). Only these mean "corrupted file"; any
+    other exception is a bug of modeltool's and reaches the CLI as an internal error."""
+    import struct
+    import zipfile
+    import zlib
+
+    # h5py raises RuntimeError too ("Object visitation failed") on a damaged file
+    errors: list[type[BaseException]] = [OSError, KeyError, ValueError, RuntimeError, EOFError, struct.error,
+                                         zipfile.BadZipFile, zlib.error, UnicodeDecodeError]  # fmt: skip
+    try:
+        from google.protobuf.message import DecodeError
+
+        errors.append(DecodeError)
+    except ImportError:  # pragma: no cover - protobuf comes with onnx
+        pass
+    try:
+        import yaml
+
+        errors.append(yaml.YAMLError)
+    except ImportError:  # pragma: no cover - pyyaml is a core dependency
+        pass
+    return tuple(errors)
+
+
 def source_options(**options: Any) -> dict[str, Any]:
     """The loader options that were given (None values dropped)."""
     return {k: v for k, v in options.items() if v}
@@ -48,6 +85,8 @@ def load(path: str | os.PathLike, **options: Any) -> Model:
         raise UnsupportedError(f"{path}: --weights-from applies to JSON/YAML architecture configs only")
     if options.get("config") and fmt != Format.CHECKPOINT:
         raise UnsupportedError(f"{path}: --config applies to checkpoints only ({describe(fmt)} given)")
+    if options.get("infer_shapes") and fmt != Format.ONNX:
+        raise UnsupportedError(f"{path}: --infer-shapes applies to ONNX files only ({describe(fmt)} given)")
     if (options.get("inputs") or options.get("outputs")) and fmt not in (Format.GRAPHDEF, Format.CHECKPOINT):
         raise UnsupportedError(
             f"{path}: --inputs/--outputs apply to frozen GraphDefs and TF1 checkpoints ({describe(fmt)} given)"
@@ -56,7 +95,9 @@ def load(path: str | os.PathLike, **options: Any) -> Model:
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
-        return func(os.fspath(path), **options)
+        model = func(os.fspath(path), **options)
+        _migrate_legacy_layouts(model)
+        return model
     except ModelToolError as exc:
         if os.fspath(path) in str(exc) or not isinstance(exc, LoadError):
             raise
@@ -64,6 +105,6 @@ def load(path: str | os.PathLike, **options: Any) -> Model:
     except (MemoryError, RecursionError) as exc:
         why = type(exc).__name__
         raise LoadError(f"{path}: {describe(fmt)} too large or too deeply nested to read ({why})") from exc
-    except Exception as exc:  # noqa: BLE001 - h5py, zipfile, protobuf, flatbuffers on a corrupted file
+    except parse_errors() as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise LoadError(f"{path}: corrupted {describe(fmt)} ({type(exc).__name__}: {text})") from exc

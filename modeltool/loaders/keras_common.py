@@ -32,7 +32,7 @@ def keras_model(
     weights = weights_loader(graph) if weights_loader is not None else []
     attach(graph, weights)
     meta = Metadata(
-        format=fmt.value,
+        format=fmt,
         format_description=describe(fmt),
         file_size=path_size(path),
         writer={k: str(v) for k, v in writer.items() if v is not None},

@@ -214,7 +214,7 @@ def load(path: str, **options: Any) -> Model:
         warnings.append("the SavedModel has no signatures: it cannot be served or converted as is")
     writer = {"tensorflow_version": info.tensorflow_version, "keras_version": (cfg or {}).get("keras_version")}
     meta = Metadata(
-        format=Format.SAVEDMODEL.value,
+        format=Format.SAVEDMODEL,
         format_description=describe(Format.SAVEDMODEL),
         file_size=path_size(path),
         writer={k: str(v) for k, v in writer.items() if v},

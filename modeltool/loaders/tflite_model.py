@@ -147,7 +147,7 @@ def _read(tflite: Any, path: str, buf: Any, size: int) -> Model:
     }
     if len(graphs) > 1:
         main.nodes = [n for g, _ in graphs for n in g.nodes]
-    meta = Metadata(Format.TFLITE.value, describe(Format.TFLITE), size, writer, None, extra)
+    meta = Metadata(Format.TFLITE, describe(Format.TFLITE), size, writer, None, extra)
     return Model(path, meta, main, weights, signatures)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -20,7 +20,10 @@ import numpy as np
 from modeltool.errors import UsageError
 from modeltool.formats import Format
 from modeltool.ir import Model, TensorSpec, format_shape
+from modeltool.options import CompareOptions, VerifyOptions
 from modeltool.policy import Policy
+from modeltool.quantization import quantization_kind
+from modeltool.sizes import MB, format_size
 
 
 @dataclass
@@ -171,8 +174,9 @@ def size_rules(model: Model, policy: Policy) -> list[RuleResult]:
     sec = policy.section("size")
     out = []
     if "max_file_mb" in sec:
-        mb = model.metadata.file_size / 1e6
-        out.append(RuleResult("size.file", mb <= sec["max_file_mb"], f"{mb:.2f} MB", f"<= {sec['max_file_mb']} MB"))
+        mb = model.metadata.file_size / MB
+        out.append(RuleResult("size.file", mb <= sec["max_file_mb"], format_size(model.metadata.file_size),
+                              f"<= {sec['max_file_mb']} MB"))  # fmt: skip
     params = model.params.total
     for key, ok, sign in (("max_params", lambda p, v: p <= v, "<="), ("min_params", lambda p, v: p >= v, ">=")):
         if key in sec:
@@ -204,7 +208,7 @@ def weight_rules(model: Model, policy: Policy) -> list[RuleResult]:
 @_timed
 def onnx_rules(model: Model, policy: Policy, path: str) -> list[RuleResult]:
     sec = policy.section("onnx")
-    is_onnx = model.format == Format.ONNX.value
+    is_onnx = model.format == Format.ONNX
     wanted = ["checker"] + [k for k in ("opset", "allowed_ops", "forbidden_ops") if k in sec]
     if not is_onnx:
         if not sec:
@@ -239,23 +243,10 @@ def onnx_rules(model: Model, policy: Policy, path: str) -> list[RuleResult]:
     return out
 
 
-def tflite_quantization(model: Model) -> str:
-    """none, float16, dynamic (int8 weights, float activations) or int8 (integer activations)."""
-    int_weights = any(w.dtype in ("int8", "uint8", "int16") for w in model.weights)
-    quant_acts = any(n.attrs.get("quantization") for n in model.layers)
-    if int_weights and quant_acts:
-        return "int8"
-    if int_weights:
-        return "dynamic"
-    if any(w.dtype == "float16" for w in model.weights):
-        return "float16"
-    return "none"
-
-
 @_timed
 def tflite_rules(model: Model, policy: Policy) -> list[RuleResult]:
     sec = policy.section("tflite")
-    is_tflite = model.format == Format.TFLITE.value
+    is_tflite = model.format == Format.TFLITE
     keys = ["flex", "custom_ops"] + (["quantization"] if "quantization" in sec else [])
     if not is_tflite:
         if not sec:
@@ -271,7 +262,7 @@ def tflite_rules(model: Model, policy: Policy) -> list[RuleResult]:
                    ", ".join(custom) or "none", "allowed" if sec.get("allow_custom_ops") else "no custom ops"),
     ]  # fmt: skip
     if "quantization" in sec:
-        kind = tflite_quantization(model)
+        kind = quantization_kind(model)
         out.append(RuleResult("tflite.quantization", kind == sec["quantization"], kind, sec["quantization"]))
     return out
 
@@ -280,21 +271,20 @@ def tflite_rules(model: Model, policy: Policy) -> list[RuleResult]:
 
 
 @_timed
-def parity_rules(path: str, policy: Policy, reference: str | None, options: dict[str, Any]) -> list[RuleResult]:
-    from modeltool.convert import tolerance_for
+def parity_rules(path: str, policy: Policy, reference: str | None, options: CompareOptions) -> list[RuleResult]:
     from modeltool.verify import verify_files
 
     sec = policy.section("parity")
     ref = reference or policy.resolve(sec.get("reference"))
     if ref is None:
         return []
-    tol = tolerance_for(None, sec.get("atol"), sec.get("rtol"))
-    report = verify_files(
-        ref, path, tolerance=tol, input_data=options.get("input_data") or policy.resolve(sec.get("input")),
-        seed=sec.get("seed", options.get("seed", 0)), batch=sec.get("batch", options.get("batch", 2)),
-        signature=sec.get("signature") or options.get("signature"), custom_objects=options.get("custom_objects"),
-        unsafe=options.get("unsafe", False), device=options.get("device", "cpu"),
-    )  # fmt: skip
+    verify_options = VerifyOptions(**{
+        **vars(options), "atol": sec.get("atol", options.atol), "rtol": sec.get("rtol", options.rtol),
+        "input_data": options.input_data or policy.resolve(sec.get("input")), "seed": sec.get("seed", options.seed),
+        "batch": sec.get("batch", options.batch), "signature": sec.get("signature") or options.signature,
+    })  # fmt: skip
+    report = verify_files(ref, path, verify_options)
+    tol = report.tolerance
     out = []
     for o in report.outputs:
         measured = "-" if o.max_abs is None else f"max abs {o.max_abs:.3g}, cos {o.cosine:.6f}"
@@ -306,17 +296,15 @@ def parity_rules(path: str, policy: Policy, reference: str | None, options: dict
 
 
 @_timed
-def latency_rules(path: str, policy: Policy, options: dict[str, Any]) -> list[RuleResult]:
+def latency_rules(path: str, policy: Policy, options: CompareOptions) -> list[RuleResult]:
     sec = policy.section("latency")
     if not sec:
         return []
-    from modeltool.runners import open_runner
-    from modeltool.verify import random_feed
+    from modeltool.feeds import random_feed
+    from modeltool.sources import open_runner
 
     batch, runs, warmup = sec.get("batch", 1), max(sec.get("runs", 50), 1), sec.get("warmup", 5)
-    runner = open_runner(path, device=sec.get("device", options.get("device", "cpu")),
-                         signature=options.get("signature"), custom_objects=options.get("custom_objects"),
-                         unsafe=options.get("unsafe", False))  # fmt: skip
+    runner = open_runner(path, replace(options, device=sec.get("device", options.device)))
     with runner as r:
         feed = random_feed(r.input_specs(), seed=0, batch=batch)
         for _ in range(warmup):
@@ -337,17 +325,19 @@ def latency_rules(path: str, policy: Policy, options: dict[str, Any]) -> list[Ru
 def check_model(
     path: str,
     policy: Policy,
+    options: CompareOptions | None = None,
     *,
     reference: str | None = None,
     policy_path: str | None = None,
-    **options: Any,
 ) -> CheckReport:
-    """Every rule of `policy` (plus the always-on file rules) on the model at `path`."""
+    """Every rule of `policy` (plus the always-on file rules) on the model at `path`; `options` are
+    the model options (read, run) and comparison options of the parity rules."""
     from modeltool.loaders import load, source_options
 
-    model = load(path, **source_options(inputs=options.get("inputs"), outputs=options.get("outputs"),
-                                        config=options.get("config")))  # fmt: skip
-    report = CheckReport(os.fspath(path), policy_path, model.format)
+    options = options or CompareOptions()
+    model = load(path, **source_options(inputs=options.inputs, outputs=options.outputs, config=options.config,
+                                        weights_from=options.weights_from))  # fmt: skip
+    report = CheckReport(os.fspath(path), policy_path, model.format.value)
     report.rules += interface_rules(model, policy)
     report.rules += size_rules(model, policy)
     report.rules += weight_rules(model, policy)

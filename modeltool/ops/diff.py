@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from modeltool.formats import Format
 from modeltool.ir import Model, Node, Weight
 from modeltool.keras.semantics import ACTIVATION_KEYS, activation_meaning, writer_generation
-from modeltool.ops.transfer import _mapped, parse_maps
+from modeltool.ops.renames import parse_maps, renamed
 
 #: formats that hold weights without an architecture: only their weights can be compared
-WEIGHTS_ONLY = {"keras_h5_weights", "keras3_weights"}
+WEIGHTS_ONLY = {Format.KERAS_H5_WEIGHTS, Format.KERAS3_WEIGHTS}
 #: config keys that record the writer, not the architecture
 IGNORED_KEYS = {"name", "module", "registered_name", "build_config", "compile_config", "shared_object_id"}
 
@@ -70,6 +71,8 @@ class DiffReport:
                 lines.append(f"~ weight {item['weight']}: shape {tuple(item['shape_a'])} -> {tuple(item['shape_b'])}")
             elif change == "values":
                 lines.append(f"~ weight {item['weight']}: max abs delta {item['max_abs']:.6g}")
+            elif change == "no counterpart":
+                lines.append(f"? weight {item['weight']} {tuple(item['shape'])}: no weight of the same values")
             else:
                 lines.append(f"{'+' if change == 'added' else '-'} weight {item['weight']} {tuple(item['shape'])}")
         lines += [f"note: {n}" for n in self.notes]
@@ -187,7 +190,17 @@ def diff_models(a: Model, b: Model, *, maps: list[str] | tuple[str, ...] = (), a
         report.architecture_compared = False
         _weights(a, b, rules, report)
         return report
-    nodes_a = {_mapped(p, rules): (p, n) for p, n in (a.graph.walk() if a.graph else [])}
+    levels = [m.graph.level if m.graph is not None else "layer" for m in (a, b)]
+    if levels[0] != levels[1]:
+        op_file = a.path if levels[0] == "op" else b.path
+        report.notes.append(
+            f"architecture not compared: {op_file} is an op-level graph ({_level_format(a, b, levels)}), whose ops "
+            "do not correspond one to one to Keras layers; weights compared by value (any layout)"
+        )
+        report.architecture_compared = False
+        _weights_by_value(a, b, report)
+        return report
+    nodes_a = {renamed(p, rules): (p, n) for p, n in (a.graph.walk() if a.graph else [])}
     nodes_b = dict(b.graph.walk()) if b.graph else {}
     same_schema = _major(a) == _major(b)
     generations = (writer_generation(a), writer_generation(b))
@@ -224,7 +237,7 @@ def _keyed(weights: list[Weight], rules: list) -> dict[tuple[str, str, int], Wei
     out: dict[tuple[str, str, int], Weight] = {}
     seen: dict[tuple[str, str], int] = {}
     for w in weights:
-        layer = _mapped(w.layer or "", rules) if rules else (w.layer or "")
+        layer = renamed(w.layer or "", rules) if rules else (w.layer or "")
         k = (layer, w.role)
         out[(layer, w.role, seen.get(k, 0))] = w
         seen[k] = seen.get(k, 0) + 1
@@ -255,21 +268,23 @@ def _positional(wa: dict, wb: dict) -> None:
 
 
 def _legacy_layouts(a: Model, b: Model, wa: dict, wb: dict, report: DiffReport) -> None:
-    """A layer stored in a Keras 1 or CuDNN layout (12 per-gate LSTM arrays, 4-D Conv1D kernels,
-    Theano kernels) is compared after converting it to the other file's layout, as `convert` does."""
+    """A weights-only file (whose loader had no architecture to convert its layout with) in a Keras 1
+    or CuDNN layout (12 per-gate LSTM arrays, 4-D Conv1D kernels, Theano kernels) is compared after
+    converting it to the other file's Keras 3 layout."""
     from modeltool.errors import LoadError
     from modeltool.ir import Weight
-    from modeltool.keras.legacy_arrays import convert_layer_arrays
+    from modeltool.keras.legacy_arrays import convert_layer_arrays, wrapped_class
 
-    ops = {p: n.op for p, n in (b.graph.walk() if b.graph else [])}
+    nodes = dict(b.graph.walk()) if b.graph else {}
     for layer in sorted({k[0] for k in wa} & {k[0] for k in wb}):
         ka, kb = [k for k in wa if k[0] == layer], [k for k in wb if k[0] == layer]
         if len(ka) == len(kb) and all(tuple(wa[x].shape) == tuple(wb[y].shape) for x, y in zip(ka, kb)):
             continue
-        stand_in = type(class_name(ops.get(layer, "")), (), {})()  # the converters go by class name
+        node = nodes.get(layer)
+        cls, cell = (class_name(node.op), wrapped_class(node.config)) if node is not None else ("", None)
         try:
-            arrays = convert_layer_arrays(stand_in, [wa[k].value() for k in ka], [tuple(wb[k].shape) for k in kb],
-                                          layer, a.path)  # fmt: skip
+            arrays = convert_layer_arrays(cls, [wa[k].value() for k in ka], [tuple(wb[k].shape) for k in kb],
+                                          layer, a.path, cell=cell)  # fmt: skip
         except LoadError:
             continue
         for k in ka:
@@ -277,6 +292,49 @@ def _legacy_layouts(a: Model, b: Model, wa: dict, wb: dict, report: DiffReport) 
         for k, arr in zip(kb, arrays):
             wa[k] = Weight(k[1], layer, k[1], tuple(arr.shape), str(arr.dtype), True, lambda arr=arr: iter([arr]))
         report.notes.append(f"{layer}: {len(ka)} legacy arrays compared in the {len(kb)}-array Keras 3 layout")
+
+
+def _level_format(a: Model, b: Model, levels: list[str]) -> str:
+    return (a if levels[0] == "op" else b).metadata.format_description
+
+
+def _fingerprint(w: Weight) -> tuple[int, bytes]:
+    """A layout-free identity of a weight's values: its size and its sorted values (a transposed or
+    reshaped kernel has the same), rounded to float32."""
+    values = np.sort(np.asarray(w.value(), dtype=np.float32).reshape(-1))
+    return values.size, values.tobytes()
+
+
+def _weights_by_value(a: Model, b: Model, report: DiffReport) -> None:
+    """A's weights looked up in B by value, whatever their names and layouts (an ONNX initializer is
+    a Keras kernel transposed, under a converter's name). Weights a converter folds together (a
+    BatchNormalization into the convolution before it) have no counterpart and are listed as such."""
+    pool: dict[tuple[int, bytes], int] = {}
+    for w in b.weights:
+        if w.dtype and str(w.dtype).startswith(("float", "int")) and w.size:
+            key = _fingerprint(w)
+            pool[key] = pool.get(key, 0) + 1
+    zeros = []
+    for w in a.weights:
+        if not w.size:
+            continue
+        report.compared_weights += 1
+        key = _fingerprint(w)
+        if pool.get(key):
+            pool[key] -= 1
+            continue
+        label = "/".join(x for x in (w.layer, w.role) if x) or w.name
+        if w.role in ("bias", "beta") and not np.any(np.asarray(w.value())):
+            zeros.append(label)  # adding zeros: a converter drops the op, nothing is lost
+            continue
+        report.weights.append({"weight": label, "change": "no counterpart", "shape": list(w.shape)})
+    if zeros:
+        report.notes.append(f"all-zero biases without a counterpart (an addition of zero the converter dropped): "
+                            f"{', '.join(zeros[:6])}{' ...' if len(zeros) > 6 else ''}")  # fmt: skip
+    if report.weights:
+        report.notes.append(f"{len(report.weights)} weights of {a.path} have no weight of the same values in "
+                            f"{b.path}: changed, or folded into others by the converter (e.g. BatchNormalization "
+                            "into a convolution)")  # fmt: skip
 
 
 def _weights(a: Model, b: Model, rules: list, report: DiffReport) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.ir import Graph, Model, Node, TensorSpec
+from modeltool.options import ConvertOptions
 from modeltool.runners.base import Feed, Runner
 from modeltool.verify import VerifyReport
 
@@ -345,65 +346,60 @@ def extract(
     out: str,
     *,
     inputs: str | list[str] | None = None,
-    force: bool = False,
-    verify: bool = True,
-    custom_objects: str | None = None,
-    unsafe: bool = False,
-    config: str | None = None,
-    seed: int = 0,
-    batch: int = 2,
-    atol: float | None = None,
-    rtol: float | None = None,
-    input_data: str | None = None,
-    export_options: Any = None,
+    options: ConvertOptions | None = None,
 ) -> ExtractReport:
-    """Cut the sub-model, verify it against the original's activations, write OUT (any target)."""
+    """Cut the sub-model, verify it against the original's activations, write OUT (any target).
+    `options` are convert's: how to read SRC, how to compare, and what the target takes."""
+    from dataclasses import replace
+
     from modeltool.atomic import atomic_path, check_destination
-    from modeltool.convert import ConvertOptions, convert, tolerance_for
-    from modeltool.exporters import target_for
+    from modeltool.convert import convert
     from modeltool.keras.rebuild import build, load_custom_objects
     from modeltool.loaders import load, source_options
+    from modeltool.targets import Target, check_target_options, target_for
+    from modeltool.verify import tolerance_for
 
+    options = options or ConvertOptions()
     out_names, in_names = _split(outputs), _split(inputs)
     if not out_names:
         raise UsageError("--outputs: name at least one layer")
-    target = target_for(out)
-    check_destination(out, force)
-    ir = load(src, **source_options(config=config))
+    target = target_for(out, options.to)
+    check_destination(out, options.force)
+    check_target_options(target, options)
+    ir = load(src, **source_options(config=options.config, weights_from=options.weights_from))
     if ir.config is None or ir.graph is None or ir.graph.level != "layer":
         raise UnsupportedError(f"{src}: extraction needs a Keras model ({ir.metadata.format_description} given)")
-    custom = load_custom_objects(custom_objects)
-    native = build(ir, custom_objects=custom, unsafe=unsafe)
+    custom = load_custom_objects(options.custom_objects)
+    native = build(ir, custom_objects=custom, unsafe=options.unsafe)
     sub, cut_paths = build_submodel(native, ir, out_names, in_names)
     report = ExtractReport(src, out.rstrip("/"), [t.name.split(":")[0] for t in sub.inputs],
                            [_path(ir, k.split("@")[0].split(":")[0]) for k in out_names], len(sub.layers),
                            int(sub.count_params()))  # fmt: skip
-    if verify:
-        report.verification = _verify(native, ir, sub, cut_paths, out_names, seed, batch, input_data,
-                                      tolerance_for(None, atol, rtol))  # fmt: skip
+    if options.verify:
+        report.verification = _verify(native, ir, sub, cut_paths, out_names, options,
+                                      tolerance_for(None, options.atol, options.rtol))  # fmt: skip
         if not report.verification.passed:
             return report
     with tempfile.TemporaryDirectory() as tmp:
         staged = os.path.join(tmp, "extracted.keras")
         sub.save(staged)
-        if target == "keras":
-            with atomic_path(out, force=force) as dst:
+        if target == Target.KERAS:
+            with atomic_path(out, force=options.force) as dst:
                 os.replace(staged, dst)
             report.written = True
         else:
-            from modeltool.exporters.serving import ExportOptions
-
-            options = ConvertOptions(force=force, verify=verify, batch=batch, atol=atol, rtol=rtol,
-                                     custom_objects=custom_objects, unsafe=unsafe)  # fmt: skip
-            report.conversion = convert(staged, out, options, export_options or ExportOptions(seed=seed))
+            # the sub-model is a Keras 3 file of modeltool's own: none of SRC's reading options apply
+            staged_options = replace(options, weights_from=None, config=None, reference_mode=None, to=target.value)
+            report.conversion = convert(staged, out, staged_options)
             report.conversion.source = src + " (extracted)"
             report.written = report.conversion.written
     return report
 
 
-def _verify(native: Any, ir: Model, sub: Any, cut_paths: list[str], out_keys: list[str], seed: int, batch: int,
-            input_data: str | None, tol: Any) -> VerifyReport:  # fmt: skip
-    from modeltool.verify import compare, npz_feed, random_feed
+def _verify(native: Any, ir: Model, sub: Any, cut_paths: list[str], out_keys: list[str], options: ConvertOptions,
+            tol: Any) -> VerifyReport:  # fmt: skip
+    from modeltool.feeds import npz_feed, random_feed
+    from modeltool.verify import compare
 
     specs = [TensorSpec(s.name, s.shape, s.dtype) for s in ir.graph.inputs]
     keys = [_resolve_key(ir, k) for k in out_keys]
@@ -428,8 +424,9 @@ def _verify(native: Any, ir: Model, sub: Any, cut_paths: list[str], out_keys: li
     ref = _FnRunner(f"{ir.path} (Keras's own intermediate activations)", specs, names, reference)
     tgt = _FnRunner("extracted sub-model", specs, names, extracted)
     with ref, tgt:
-        if input_data:
-            feed, source = npz_feed(input_data, specs), os.path.basename(input_data)
+        if options.input_data:
+            feed, source = npz_feed(options.input_data, specs), os.path.basename(options.input_data)
         else:
-            feed, source = random_feed(specs, ir=ir, seed=seed, batch=batch), f"random, seed {seed}"
+            feed = random_feed(specs, ir=ir, seed=options.seed, batch=options.batch)
+            source = f"random, seed {options.seed}"
         return compare(ref, tgt, feed, tol, input_source=source)

@@ -10,7 +10,9 @@ import base64
 import re
 from typing import Any
 
+from modeltool.formats import Format
 from modeltool.ir import Model, Node, Weight, format_shape, shape_to_list
+from modeltool.sizes import format_size
 
 BYTECODE_STRINGS = re.compile(rb"[\x20-\x7e]{4,}")
 
@@ -29,7 +31,7 @@ def model_to_dict(model: Model, *, weights: bool = False, stats: bool = False) -
         "training": _training_public(model.metadata.training),
         "inputs": [t.to_dict() for t in model.inputs],
         "outputs": [t.to_dict() for t in model.outputs],
-        "params": model.params.to_dict(),
+        "params": params_dict(model),
         "graph_level": model.graph.level if model.graph else None,
         "layers": [n.to_dict() for n in model.layers],
         "signatures": [s.to_dict() for s in model.signatures],
@@ -39,12 +41,33 @@ def model_to_dict(model: Model, *, weights: bool = False, stats: bool = False) -
     if model.metadata.extra:
         out["extra"] = model.metadata.extra
     if weights or stats:
-        out["weights"] = [weight_dict(w, stats) for w in model.weights]
+        out["weights"] = [weight_dict(w, stats, guessed=trainable_guessed(model)) for w in model.weights]
     return out
 
 
-def weight_dict(w: Weight, stats: bool = False) -> dict[str, Any]:
+#: weights-only formats: without an architecture, which weights are trainable is read off their names
+WEIGHTS_ONLY = (Format.KERAS_H5_WEIGHTS, Format.KERAS3_WEIGHTS)
+
+
+def trainable_guessed(model: Model) -> bool:
+    """True when the trainable/non-trainable split is a guess from weight names: a weights file
+    without architecture cannot say that a layer was frozen (`trainable: false`)."""
+    return model.graph is None and bool(model.weights) and model.format in WEIGHTS_ONLY
+
+
+def params_dict(model: Model) -> dict[str, Any]:
+    """`params` of `inspect --json`: a guessed split is `null`, with the guess beside it."""
+    out = model.params.to_dict()
+    if trainable_guessed(model):
+        out["trainable_guess"], out["non_trainable_guess"] = out["trainable"], out["non_trainable"]
+        out["trainable"] = out["non_trainable"] = None
+    return out
+
+
+def weight_dict(w: Weight, stats: bool = False, *, guessed: bool = False) -> dict[str, Any]:
     d = w.to_dict()
+    if guessed:  # see trainable_guessed
+        d["trainable"], d["trainable_guess"] = None, w.trainable
     if stats:
         d["stats"] = w.stats().to_dict()
     return d
@@ -159,14 +182,6 @@ def display_config(config: Any) -> Any:
 # ---------------------------------------------------------------- text
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
 def _count(n: int | None) -> str:
     return "unknown" if n is None else f"{n:,}"
 
@@ -180,10 +195,15 @@ def render_summary(model: Model, *, width: int = 100) -> str:
     param_bytes = sum(w.size * _itemsize(w.dtype) for w in model.weights) if model.weights else (
         None if p.total is None else p.total * 4)  # fmt: skip
     src = "counted from stored weights" if p.source == "weights" else "computed from layer configs"
-    size = f" ({human_bytes(param_bytes)})" if param_bytes is not None else ""
+    size = f" ({format_size(param_bytes)})" if param_bytes is not None else ""
     lines.append(f" Total params: {_count(p.total)}{size}  [{src}]")
-    lines.append(f" Trainable params: {_count(p.trainable)}")
-    lines.append(f" Non-trainable params: {_count(p.non_trainable)}")
+    if trainable_guessed(model):
+        guess = f"by weight names {_count(p.trainable)}"
+        lines.append(f" Trainable params: unknown (weights file without architecture; {guess})")
+        lines.append(f" Non-trainable params: unknown (by weight names {_count(p.non_trainable)})")
+    else:
+        lines.append(f" Trainable params: {_count(p.trainable)}")
+        lines.append(f" Non-trainable params: {_count(p.non_trainable)}")
     if p.total is None:
         unknown = [n.name for n in model.layers if n.params is None]
         lines.append(f" (unknown for: {', '.join(unknown[:8])}{' ...' if len(unknown) > 8 else ''})")
@@ -207,7 +227,7 @@ def _header(model: Model) -> list[str]:
     writer = ", ".join(f"{k} {v}" for k, v in meta.writer.items() if v)
     if writer:
         lines.append(f" Written by: {writer}")
-    lines.append(f" File size: {human_bytes(meta.file_size)}")
+    lines.append(f" File size: {format_size(meta.file_size)}")
     for label, specs in (("Inputs", model.inputs), ("Outputs", model.outputs)):
         if specs:
             lines.append(f" {label}:")
@@ -321,9 +341,12 @@ def render_layer(detail: dict[str, Any]) -> str:
         lines.append(f"  flags: {', '.join(detail['flags'])}")
     if "lambda" in detail:
         lines.append(f"  lambda: {json.dumps(detail['lambda'])}")
-    lines.append(f"  inbound: {detail['inbound']}")
-    lines.append(f"  outbound: {detail['outbound']}")
-    lines.append(f"  output shapes (per call): {detail['output_shapes']}")
+    lines += _per_call("inbound", [", ".join(call) or "none" for call in detail["inbound"]])
+    lines.append(f"  outbound: {', '.join(detail['outbound']) or 'none'}")
+    shapes = [", ".join(format_shape(None if s is None else tuple(s)) for s in call) or "?"
+              for call in detail["output_shapes"]]  # fmt: skip
+    several = len(shapes) > 1 or any(len(call) > 1 for call in detail["output_shapes"])
+    lines += _per_call("output shapes" if several else "output shape", shapes)
     p, tp = detail["params"], detail["trainable_params"]
     lines.append(f"  params: {_count(p)} (trainable {_count(tp)})")
     if detail.get("layers"):
@@ -342,6 +365,14 @@ def render_layer(detail: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _per_call(label: str, calls: list[str]) -> list[str]:
+    """`label: text` for a layer called once, one numbered line per call for a shared layer
+    (call k is what the summary's "Connected to" column names `layer@k`)."""
+    if len(calls) <= 1:
+        return [f"  {label}: {calls[0] if calls else 'none'}"]
+    return [f"  {label} ({len(calls)} calls):"] + [f"    call {i}: {text}" for i, text in enumerate(calls)]
+
+
 def _stats_text(s: dict[str, Any]) -> str:
     if s["min"] is None:
         return f"  no finite values (nan={s['nan']}, inf={s['inf']})"
@@ -353,10 +384,11 @@ def _stats_text(s: dict[str, Any]) -> str:
 
 def render_weights(model: Model, stats: bool) -> str:
     lines = ["", "Weights:"]
+    guessed = trainable_guessed(model)
     for w in model.weights:
         line = f"  {w.name}  {tuple(w.shape)}  {w.dtype}"
         if not w.trainable:
-            line += "  (non-trainable)"
+            line += "  (non-trainable, by its name)" if guessed else "  (non-trainable)"
         if stats:
             line += _stats_text(w.stats().to_dict())
         lines.append(line)

@@ -14,7 +14,6 @@ whole or not at all, like Keras's `skip_mismatch`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from modeltool.atomic import atomic_path, check_destination
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.ir import Graph, Model, Weight
 from modeltool.keras.writer import Placement
+from modeltool.ops.renames import parse_maps, renamed
 
 OUT_KINDS = {".weights.h5": "weights.h5", ".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 STATUSES = ("transferred", "shape-mismatch", "missing-in-source", "missing-in-target")
@@ -42,6 +42,10 @@ class LayerRow:
         return {k: getattr(self, k) for k in ("layer", "status", "source", "weights", "params", "detail")}
 
 
+#: below this share of DST's parameters filled from SRC, a transfer warns loudly
+LOW_FRACTION = 0.5
+
+
 @dataclass
 class TransferReport:
     source: str
@@ -52,6 +56,7 @@ class TransferReport:
     warnings: list[str] = field(default_factory=list)
     written: bool = False
     strict: bool = False
+    allow_empty: bool = False
 
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -67,15 +72,34 @@ class TransferReport:
         return all(r.status == "transferred" for r in self.rows)
 
     @property
+    def transferred_params(self) -> tuple[int, int]:
+        """(params transferred, params of the target's layers): the share of DST that SRC filled."""
+        done = sum(r.params for r in self.rows if r.status == "transferred")
+        target = sum(r.params for r in self.rows if r.status != "missing-in-target")
+        return done, target
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was transferred: OUT would be DST's own (or freshly initialized) weights."""
+        return not any(r.status == "transferred" for r in self.rows)
+
+    @property
     def passed(self) -> bool:
+        if self.empty and not self.allow_empty:
+            return False
         return self.complete or not self.strict
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed, "written": self.written, "source": self.source, "target": self.target,
             "output": self.output, "layers": [r.to_dict() for r in self.rows], "totals": self.totals(),
-            "initialized": list(self.initialized), "warnings": list(self.warnings),
+            "initialized": list(self.initialized), "warnings": list(self.warnings), "empty": self.empty,
+            "transferred_fraction": self._fraction(),
         }  # fmt: skip
+
+    def _fraction(self) -> float:
+        done, target = self.transferred_params
+        return round(done / target, 4) if target else 0.0
 
     def render(self) -> str:
         lines = [f"{self.source} -> {self.target}" + (f" -> {self.output}" if self.output else " (dry run)")]
@@ -91,7 +115,10 @@ class TransferReport:
         if self.initialized:
             lines.append(f"initialized fresh (numpy, from the layer's initializer): {', '.join(self.initialized)}")
         lines += [f"warning: {w}" for w in self.warnings]
-        if not self.passed:
+        if self.empty and not self.allow_empty:
+            lines.append("FAILED: no weight was transferred (layer names or shapes match nothing; see --map); "
+                         "--allow-empty writes OUT anyway")  # fmt: skip
+        elif not self.passed:
             lines.append("strict: some weights were not transferred")
         if self.output and not self.written:
             lines.append(f"nothing written to {self.output}")
@@ -104,30 +131,6 @@ def out_kind(path: str) -> str:
         if lower.endswith(suffix):
             return kind
     raise UsageError(f"{path}: OUT must be .keras, .h5 or .weights.h5 (Keras 3 loads each of them)")
-
-
-def parse_maps(values: list[str] | tuple[str, ...]) -> list[tuple[re.Pattern[str], str]]:
-    """`OLD=NEW` pairs; OLD is a regular expression matched against whole source layer paths."""
-    out = []
-    for value in values:
-        old, sep, new = value.partition("=")
-        if not sep or not old:
-            raise UsageError(f"--map {value!r}: expected OLD=NEW (e.g. fc1=dense_1 or 'block(\\d)_conv=conv\\1')")
-        try:
-            out.append((re.compile(old), new))
-        except re.error as exc:
-            raise UsageError(f"--map {value!r}: bad regular expression ({exc})") from exc
-    return out
-
-
-def _mapped(path: str, maps: list[tuple[re.Pattern[str], str]]) -> str:
-    for pattern, new in maps:
-        if pattern.fullmatch(path):
-            return pattern.sub(new, path, count=1) if pattern.pattern != path else new
-        leaf = path.rsplit("/", 1)[-1]
-        if pattern.fullmatch(leaf):
-            return path[: len(path) - len(leaf)] + pattern.sub(new, leaf, count=1)
-    return path
 
 
 def _keyed(weights: list[Weight]) -> dict[str, list[Weight]]:
@@ -203,8 +206,11 @@ def transfer_weights(
     force: bool = False,
     src_config: str | None = None,
     seed: int = 0,
+    allow_empty: bool = False,
 ) -> TransferReport:
-    """Match SRC's weights to DST's layers, report, and (unless `dry_run`) write OUT."""
+    """Match SRC's weights to DST's layers, report, and (unless `dry_run`) write OUT. A transfer that
+    moves no weight at all fails (nothing written) unless `allow_empty`: OUT would silently be DST's
+    own or freshly initialized weights; one that fills under `LOW_FRACTION` of DST warns."""
     from modeltool.keras.graph import build_graph
     from modeltool.keras.rebuild import keras3_config
     from modeltool.keras.semantics import preserve_writer_semantics, writer_generation
@@ -225,11 +231,16 @@ def transfer_weights(
     config = target.config if keras3 else keras3_config(target.config)
     kept = [] if keras3 else preserve_writer_semantics(config, writer_generation(target))
     graph = build_graph(config) if not keras3 else target.graph
-    report = TransferReport(src, dst, None if dry_run else out, strict=strict)
+    report = TransferReport(src, dst, None if dry_run else out, strict=strict, allow_empty=allow_empty)
     if kept:
         report.warnings.append(f"Keras {writer_generation(target)} semantics kept in OUT: {'; '.join(kept)} "
                                "(load OUT with custom_objects=modeltool.keras.semantics.legacy_objects())")  # fmt: skip
     placements = _match(source, target, graph, parse_maps(maps), report, np.random.default_rng(seed))
+    done, total = report.transferred_params
+    if done and total and done < LOW_FRACTION * total:
+        report.warnings.insert(0, f"only {done:,} of {total:,} parameters ({done / total:.0%}) of {dst} came from "
+                                  f"{src}; the rest keep DST's values or are initialized fresh (check the layer "
+                                  "names, or rename with --map)")  # fmt: skip
     if dry_run or not report.passed:
         return report
     unset = [f"{p.layer}/{p.role}" for p in placements if p.value is None]
@@ -254,7 +265,7 @@ def _match(
     src_layers = _keyed(source.weights)
     by_mapped: dict[str, str] = {}
     for path in src_layers:
-        by_mapped.setdefault(_mapped(path, maps), path)
+        by_mapped.setdefault(renamed(path, maps), path)
     leaves: dict[str, list[str]] = {}
     for path in by_mapped:
         leaves.setdefault(path.rsplit("/", 1)[-1], []).append(path)
@@ -292,7 +303,7 @@ def _match(
         if path not in used:
             size = sum(w.size for w in weights)
             detail = "no layer of this name in the target"
-            report.rows.append(LayerRow(_mapped(path, maps), "missing-in-target", path, len(weights), size, detail))
+            report.rows.append(LayerRow(renamed(path, maps), "missing-in-target", path, len(weights), size, detail))
     return placements
 
 
@@ -325,8 +336,9 @@ def _layer(
 
 
 def _legacy_layout(slots: list[_Slot], weights: list[Weight], path: str) -> list[np.ndarray] | None:
-    """Keras 1 per-gate RNN arrays, 4-D Conv1D kernels, Theano or CuDNN layouts in the source,
-    converted to the target layer's Keras 3 shapes (as `convert` does); None when not applicable."""
+    """A weights-only source (no architecture of its own, so its loader could not convert them) in a
+    Keras 1 per-gate RNN, 4-D Conv1D, Theano or CuDNN layout, converted to the target layer's Keras 3
+    shapes; None when not applicable."""
     from modeltool.errors import LoadError
     from modeltool.keras.legacy_arrays import convert_layer_arrays
 
@@ -334,9 +346,12 @@ def _legacy_layout(slots: list[_Slot], weights: list[Weight], path: str) -> list
     stored = [tuple(w.shape) for w in weights]
     if stored == shapes or not slots:
         return None
-    stand_in = type(slots[0].op.rsplit(">", 1)[-1] or "Layer", (), {})()  # converters go by class name
+    from modeltool.keras.legacy_arrays import wrapped_class
+
+    cls = slots[0].op.rsplit(">", 1)[-1] or "Layer"
     try:
-        return convert_layer_arrays(stand_in, [np.asarray(w.value()) for w in weights], shapes, path, "source")
+        return convert_layer_arrays(cls, [np.asarray(w.value()) for w in weights], shapes, path, "source",
+                                    cell=wrapped_class(slots[0].config))  # fmt: skip
     except LoadError:
         return None
 

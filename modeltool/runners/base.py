@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from modeltool.errors import LoadError
+from modeltool.feeds import Feed
 from modeltool.ir import TensorSpec
 
-Feed = dict[str, np.ndarray]
+__all__ = ["Feed", "Runner", "dims"]
 
 
 class Runner:

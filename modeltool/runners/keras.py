@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from modeltool.deps import require
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.ir import Model, TensorSpec
 from modeltool.runners.base import Feed, Runner
@@ -122,7 +123,7 @@ def keras_reference(
         return runner
     if mode == "writer":
         raise UsageError(f"{ir.path}: --reference writer is not possible: {why}")
-    import keras
+    keras = require("keras", "running the reference")
 
     runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
     runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({why})"

@@ -221,6 +221,8 @@ class Bundle:
     def reader(self, key: str) -> Any:
         """A chunk reader for `Weight` (numeric tensors only)."""
         e = self.entries[key]
+        if e.dtype not in protos.DTYPES.values() or e.dtype in ("string", "resource", "variant", "bfloat16"):
+            raise LoadError(f"{self.prefix}: tensor {key!r} has dtype {e.dtype}, not a numeric type (corrupted index?)")
         dtype = np.dtype(e.dtype)
         path = self.shard_path(e.shard)
 

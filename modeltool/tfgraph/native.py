@@ -47,14 +47,20 @@ def tensor(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
-def from_ir(ir: Model, signature: str | None = None) -> FrozenGraph:
-    """The frozen graph of a loaded TF graph source."""
+def from_ir(ir: Model, signature: str | None = None, fixed: dict[str, float] | None = None) -> FrozenGraph:
+    """The frozen graph of a loaded TF graph source; `fixed` placeholders (name -> value) become
+    constants (a dropout's `keep_prob` set to 1 for inference) and leave the inputs."""
     fmt = ir.format
-    if fmt == Format.SAVEDMODEL.value:
+    if fixed:
+        if fmt == Format.SAVEDMODEL:
+            raise UsageError(f"{ir.path}: --fix-input applies to frozen GraphDefs and TF1 checkpoints (a "
+                             "SavedModel signature takes exactly its inputs)")  # fmt: skip
+        return fix_placeholders(from_ir(ir, signature), fixed)
+    if fmt == Format.SAVEDMODEL:
         return from_saved_model(ir.path, signature)
-    if fmt == Format.GRAPHDEF.value:
+    if fmt == Format.GRAPHDEF:
         return from_graphdef(ir)
-    if fmt == Format.CHECKPOINT.value and os.path.isfile(ir.path + ".meta"):
+    if fmt == Format.CHECKPOINT and os.path.isfile(ir.path + ".meta"):
         return from_meta_checkpoint(ir)
     raise UnsupportedError(f"{ir.path}: {ir.metadata.format_description} holds no runnable graph")
 
@@ -136,6 +142,35 @@ def tf_graph_def(path: str) -> Any:
 
 def _endpoints(specs: list[TensorSpec]) -> list[Endpoint]:
     return [Endpoint(tensor(s.name), s.name, s.shape, s.dtype) for s in specs]
+
+
+def fix_placeholders(fg: FrozenGraph, fixed: dict[str, float]) -> FrozenGraph:
+    """The graph with each named Placeholder replaced by a constant of its dtype (its shape when the
+    Placeholder states a complete one, else a scalar)."""
+    tf = require("tensorflow")
+    import numpy as np
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.CopyFrom(fg.graph_def)
+    nodes = {n.name: n for n in graph_def.node}
+    for name, value in fixed.items():
+        node = nodes.get(name.split(":")[0])
+        if node is None or node.op not in ("Placeholder", "PlaceholderWithDefault"):
+            raise UsageError(f"{fg.source}: --fix-input {name}: no Placeholder of that name in the graph")
+        dtype = tf.as_dtype(node.attr["dtype"].type)
+        dims = [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr else []
+        shape = dims if dims and all(d >= 0 for d in dims) and not node.attr["shape"].shape.unknown_rank else []
+        array = np.full(shape, value, dtype=dtype.as_numpy_dtype)
+        node.op = "Const"
+        node.ClearField("input")
+        for key in list(node.attr):
+            del node.attr[key]
+        node.attr["dtype"].type = dtype.as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(array))
+    gone = {n.split(":")[0] for n in fixed}
+    inputs = [e for e in fg.inputs if e.tensor.split(":")[0] not in gone]
+    notes = [*fg.notes, "fixed: " + ", ".join(f"{k}={v:g}" for k, v in fixed.items())]
+    return FrozenGraph(graph_def, inputs, fg.outputs, fg.source, fg.saved_model, notes)
 
 
 def from_graphdef(ir: Model) -> FrozenGraph:

@@ -31,7 +31,7 @@ def assert_matches_writer(fixture_id: str, written: str) -> str:
     with the writer's; returns the writer's name. Inputs and outputs pair by name, else by position."""
     import numpy as np
 
-    from modeltool.runners import open_runner
+    from modeltool.sources import open_runner
 
     ref = writer_reference(fixture_id)
     assert ref is not None, f"no stored writer reference for {fixture_id}"

@@ -6,7 +6,6 @@ import pytest
 
 from modeltool.convert import ConvertOptions, convert
 from modeltool.errors import UnsafeContentError
-from modeltool.exporters.serving import ExportOptions
 from tests.conftest import CORPUS, requires_corpus
 
 pytestmark = [requires_corpus, pytest.mark.corpus]
@@ -27,9 +26,9 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_legacy_corpus_file_converts_and_verifies(case, suffix, tmp_path):
     rel, weights, shapes = CASES[case]
-    opts = ConvertOptions(weights_from=str(CORPUS / weights) if weights else None)
-    eo = ExportOptions(input_shapes=shapes if suffix == ".tflite" else {})
-    report = convert(CORPUS / rel, str(tmp_path / f"m{suffix}"), opts, eo)
+    opts = ConvertOptions(weights_from=str(CORPUS / weights) if weights else None,
+                          input_shapes=shapes if suffix == ".tflite" else {})
+    report = convert(CORPUS / rel, str(tmp_path / f"m{suffix}"), opts)
     assert report.passed and report.written, report.render()
 
 

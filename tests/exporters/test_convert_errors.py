@@ -118,3 +118,13 @@ def test_user_inputs_npz(tmp_path):
     proc = run_cli("convert", MLP, tmp_path / "m.onnx", "--input", tmp_path / "in.npz", "--json")
     assert proc.returncode == 0, proc.stderr
     assert '"input_source": "in.npz"' in proc.stdout
+
+
+def test_calibration_keyed_by_unknown_names_is_an_error(tmp_path):
+    """An int8 calibration (or --input) file whose arrays name no input would be fed to the wrong
+    input or ignored: exit 2 naming the arrays and the inputs."""
+    np.savez(tmp_path / "cal.npz", images=np.zeros((4, 16), "float32"))
+    proc = run_cli("convert", MLP, tmp_path / "m.tflite", "--quantize", "int8", "--calibration", tmp_path / "cal.npz")
+    assert proc.returncode == 2 and "images" in proc.stderr and "name no input" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.tflite").exists()

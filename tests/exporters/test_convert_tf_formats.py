@@ -144,7 +144,7 @@ def test_corpus_checkpoints_and_frozen_graph(tmp_path) -> None:
     jessie = convert(CORPUS / "ckpt_tf2_jessie_keras_weights/training_2", str(tmp_path / "j.onnx"))
     assert jessie.written and jessie.passed  # architecture from the checkpoint's own OBJECT_CONFIG_JSON
     reg = convert(CORPUS / "tf2onnx_regression_ckpt/checkpoint", str(tmp_path / "r.tflite"),
-                  ConvertOptions(inputs="X", outputs="pred"))  # fmt: skip
+                  ConvertOptions(inputs="X=4", outputs="pred"))  # fmt: skip
     assert reg.written and reg.passed
     feed = tmp_path / "in.npz"  # keep_prob = 1: dropout off, so both runs are deterministic
     np.savez(feed, X=np.random.default_rng(0).standard_normal((2, 784)).astype("float32"),
@@ -221,3 +221,46 @@ def test_swish_export_to_saved_model(tmp_path) -> None:
     (key,) = fn.structured_input_signature[1]
     (got,) = fn(**{key: tf.constant(x)}).values()
     np.testing.assert_allclose(got.numpy(), np.asarray(model(x)), rtol=1e-4, atol=1e-5)
+
+
+@requires_corpus
+def test_tf1_checkpoint_loss_output_and_unknown_shapes_are_explained(tmp_path) -> None:
+    """The corpus TF1 regression checkpoint: the detected output is the loss (it reads the label
+    placeholder Y) and its inputs state no shape. Each gets a clear request, never an invalid ONNX
+    op or a scalar feed; answering them converts, and TensorFlow agrees."""
+    src = CORPUS / "tf2onnx_regression_ckpt/checkpoint"
+    model = modeltool.load(src)
+    assert any("probably the loss" in w and "pred" in w for w in model.warnings)
+    with pytest.raises(UsageError, match="probably the loss.*--outputs.*pred"):
+        convert(src, str(tmp_path / "r.onnx"))
+    with pytest.raises(UsageError, match="no shape for input.*X.*--input-shape X="):
+        convert(src, str(tmp_path / "r.onnx"), ConvertOptions(outputs="pred"))
+    assert [s.name for s in modeltool.load(src, outputs="pred").inputs] == ["X"]  # Y feeds the loss only
+    report = convert(src, str(tmp_path / "r.onnx"), ConvertOptions(outputs="pred", inputs="X=4"))
+    assert report.written and report.passed, report.render()
+
+
+@requires_corpus
+def test_fixed_input_bakes_a_dropout_keep_prob_in(tmp_path) -> None:
+    """The docs' frozen-graph example on the corpus LSTM: `keep_prob` (a dropout's) fixed to 1 is a
+    constant, so the reference is deterministic and the converted files compute what TensorFlow does."""
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    src = CORPUS / "tf2onnx_lstm_frozen/frozen.pb"
+    options = ConvertOptions(inputs="X=1x784", outputs="output", fixed_inputs={"keep_prob": 1.0})
+    report = convert(src, str(tmp_path / "l.onnx"), options)
+    assert report.written and report.passed, report.render()
+    assert any("keep_prob=1" in w for w in report.warnings)
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(src.read_bytes())
+    x = np.random.default_rng(3).standard_normal((1, 784)).astype("float32")
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            want = sess.run("output:0", {"X:0": x, "keep_prob:0": 1.0})
+    sess = ort.InferenceSession(str(tmp_path / "l.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["X"]
+    np.testing.assert_allclose(sess.run(None, {"X": x})[0], want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(UsageError, match="no Placeholder"):
+        convert(src, str(tmp_path / "m.onnx"), ConvertOptions(fixed_inputs={"nope": 1.0}))

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from modeltool.convert import ConvertOptions, convert
-from modeltool.exporters.serving import ExportOptions
 from tests.conftest import CORPUS, requires_corpus
 
 pytestmark = [requires_corpus, pytest.mark.corpus]
@@ -56,13 +55,13 @@ def _tf_keras_model(path, weights):
 @pytest.mark.parametrize("suffix", [".onnx", ".tflite"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_conversion_matches_tf_keras(case, suffix, tmp_path):
-    from modeltool.runners import open_runner
+    from modeltool.sources import open_runner
 
     rel, weights, shapes = CASES[case]
     weights = str(CORPUS / weights) if weights else None
-    eo = ExportOptions(input_shapes=shapes if suffix == ".tflite" else {})
     out = str(tmp_path / f"m{suffix}")
-    report = convert(CORPUS / rel, out, ConvertOptions(weights_from=weights), eo)
+    options = ConvertOptions(weights_from=weights, input_shapes=shapes if suffix == ".tflite" else {})
+    report = convert(CORPUS / rel, out, options)
     assert report.passed and report.written, report.render()
     assert report.verification.reference_kind.startswith("writer: tf_keras"), report.verification.reference_kind
 

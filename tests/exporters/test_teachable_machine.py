@@ -85,7 +85,7 @@ def _run(path: str, x: np.ndarray) -> np.ndarray:
         import keras
 
         return np.asarray(keras.saving.load_model(path, compile=False)(x, training=False))
-    from modeltool.runners import open_runner
+    from modeltool.sources import open_runner
 
     with open_runner(path) as runner:
         (name,) = [s.name for s in runner.input_specs()]

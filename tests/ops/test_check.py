@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from modeltool.convert import ConvertOptions, convert
-from modeltool.exporters.serving import ExportOptions
-from modeltool.ops.check import check_model, tflite_quantization
+from modeltool.ops.check import check_model
 from modeltool.policy import PolicyError, load_policy, validate
+from modeltool.quantization import quantization_kind
 from tests.conftest import FIXTURES, ROOT, run_cli
 
 EXAMPLE = ROOT / "docs/examples/policy.yaml"
@@ -26,18 +26,16 @@ def converted(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("check")
     src = str(FIXTURES / "keras3/conv_bn.keras")
     out = {"src": src}
-    for name, dst, eo in (("onnx", "m.onnx", None), ("tflite", "m.tflite", None),
-                          ("int8", "q.tflite", ExportOptions(quantize="int8")),
-                          ("float16", "h.tflite", ExportOptions(quantize="float16"))):  # fmt: skip
-        assert convert(src, str(tmp / dst), ConvertOptions(), eo).written
+    for name, dst, quantize in (("onnx", "m.onnx", None), ("tflite", "m.tflite", None), ("int8", "q.tflite", "int8"),
+                                ("float16", "h.tflite", "float16")):  # fmt: skip
+        assert convert(src, str(tmp / dst), ConvertOptions(quantize=quantize)).written
         out[name] = str(tmp / dst)
     import keras  # dynamic-range quantization leaves tensors under 1024 elements float: a wider model
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((64,), name="x")
     keras.Model(inp, keras.layers.Dense(64, name="wide")(inp)).save(tmp / "wide.keras")
-    assert convert(str(tmp / "wide.keras"), str(tmp / "d.tflite"), ConvertOptions(),
-                   ExportOptions(quantize="dynamic")).written  # fmt: skip
+    assert convert(str(tmp / "wide.keras"), str(tmp / "d.tflite"), ConvertOptions(quantize="dynamic")).written
     out["dynamic"] = str(tmp / "d.tflite")
     out["tmp"] = tmp
     return out
@@ -82,7 +80,7 @@ def test_each_rule_fails_when_it_should(converted, tmp_path) -> None:
 def test_tflite_quantization_kinds(converted) -> None:
     import modeltool
 
-    kinds = {k: tflite_quantization(modeltool.load(converted[k])) for k in ("tflite", "int8", "dynamic", "float16")}
+    kinds = {k: quantization_kind(modeltool.load(converted[k])) for k in ("tflite", "int8", "dynamic", "float16")}
     assert kinds == {"tflite": "none", "int8": "int8", "dynamic": "dynamic", "float16": "float16"}
     policy = validate({"tflite": {"quantization": "int8"}})
     assert _rules(check_model(converted["int8"], policy))["tflite.quantization"] is True

@@ -281,3 +281,31 @@ def test_keras1_weights_into_their_architecture(tmp_path) -> None:
 
     loaded = keras.saving.load_model(tmp_path / "t.keras", custom_objects=legacy_objects())
     assert loaded.count_params() == 661056
+
+
+def test_nothing_transferred_is_exit_1_unless_allowed(tmp_path) -> None:
+    """Two unrelated models: no layer name matches, so OUT would be DST's own weights with exit 0."""
+    src, dst = FIXTURES / "keras3/conv_bn.keras", FIXTURES / "keras3/sequential_mlp.keras"
+    report = transfer_weights(str(src), str(dst), str(tmp_path / "o.keras"))
+    assert report.empty and not report.passed and not report.written
+    assert not (tmp_path / "o.keras").exists()
+    result = run_cli("transfer-weights", src, dst, "-o", tmp_path / "o.keras")
+    assert result.returncode == 1 and "no weight was transferred" in result.stderr
+    assert not (tmp_path / "o.keras").exists()
+    result = run_cli("transfer-weights", src, dst, "-o", tmp_path / "o.keras", "--allow-empty", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["empty"] is True
+    assert (tmp_path / "o.keras").exists()
+
+
+def test_low_fraction_warns(tmp_path) -> None:
+    """A transfer that fills a small part of DST says so, loudly, first."""
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="head")])
+    small.save(tmp_path / "src.keras")
+    layers = [keras.layers.Dense(2, name="head"), keras.layers.Dense(400, name="body")]
+    big = keras.Sequential([keras.Input((4,)), *layers])
+    big.save(tmp_path / "dst.keras")
+    report = transfer_weights(str(tmp_path / "src.keras"), str(tmp_path / "dst.keras"), str(tmp_path / "o.keras"))
+    assert report.written and not report.empty
+    assert report.warnings and report.warnings[0].startswith("only 10 of")

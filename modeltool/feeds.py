@@ -1,0 +1,110 @@
+"""Inputs to run models on: seeded random ones shaped and typed like the model's inputs, or the
+user's own from an `.npz`. Verification feeds them to both models; int8 calibration uses them too."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from modeltool.errors import UsageError
+from modeltool.ir import Model, TensorSpec
+
+Feed = dict[str, np.ndarray]
+DEFAULT_BATCH = 2
+DEFAULT_DIM = 32
+
+
+
+
+def int_ranges(ir: Model | None) -> dict[str, int]:
+    """Upper bounds of integer inputs that feed an Embedding (its `input_dim`)."""
+    bounds: dict[str, int] = {}
+    if ir is None or ir.graph is None:
+        return bounds
+    for _, node in ir.graph.walk():
+        if node.op != "Embedding":
+            continue
+        dim = node.config.get("input_dim")
+        for call in node.inbound:
+            for name in call:
+                if isinstance(dim, int) and dim > 0:
+                    bounds[name] = min(bounds.get(name, dim), dim)
+    return bounds
+
+
+def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tuple | None) -> tuple:
+    """Concrete shape for one input: the user's, else a static dim from either model, else defaults."""
+    if fixed is not None:
+        return tuple(d if d is not None else (batch if i == 0 else DEFAULT_DIM) for i, d in enumerate(fixed))
+    if ref.shape is None and (other is None or other.shape is None):
+        raise UsageError(
+            f"input {ref.name!r} has no known shape (not even its rank); give one with --input-shape "
+            f"{ref.name}=D1,D2,.. (graph files: or --inputs {ref.name}=D1xD2..), or real inputs with --input data.npz"
+        )
+    a = list(ref.shape if ref.shape is not None else other.shape)  # type: ignore[union-attr]
+    b = (
+        list(other.shape)
+        if other is not None and other.shape is not None and len(other.shape) == len(a)
+        else [None] * len(a)
+    )
+    out = []
+    for i, (x, y) in enumerate(zip(a, b)):
+        d = x if x is not None else y
+        out.append(d if d is not None else (batch if i == 0 else DEFAULT_DIM))
+    return tuple(out)
+
+
+def random_feed(
+    specs: list[TensorSpec],
+    *,
+    others: list[TensorSpec] | None = None,
+    ir: Model | None = None,
+    seed: int = 0,
+    batch: int = DEFAULT_BATCH,
+    shapes: dict[str, tuple] | None = None,
+) -> Feed:
+    """Seeded inputs shaped and typed per input; integer inputs stay within their Embedding's range."""
+    rng = np.random.default_rng(seed)
+    bounds = int_ranges(ir)
+    by_name = {s.name: s for s in others or []}
+    feed: Feed = {}
+    for i, spec in enumerate(specs):
+        other = by_name.get(spec.name) or ((others or [])[i] if others and i < len(others) else None)
+        shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name))
+        dtype = np.dtype(spec.dtype or "float32")
+        if dtype.kind in "iu" or spec.name in bounds:  # float inputs of an Embedding hold indices too
+            feed[spec.name] = rng.integers(0, bounds.get(spec.name, 10), size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feed[spec.name] = rng.random(shape) < 0.5
+        else:
+            feed[spec.name] = rng.standard_normal(shape).astype(dtype)
+    return feed
+
+
+def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:
+    """A user's inputs from an .npz: arrays keyed by input name, or arr_0.. by position."""
+    path = os.fspath(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read input data ({exc})") from exc
+    keys = list(data.keys())
+    names = [s.name for s in specs]
+    stray = [k for k in keys if k not in names and not re.fullmatch(r"arr_\d+", k)]
+    if stray:
+        # a misnamed array would otherwise be ignored or fed to the wrong input
+        raise UsageError(
+            f"{path}: array(s) {', '.join(stray)} name no input of the model (inputs: {', '.join(names)}); key "
+            "the arrays by input name, or save them by position (np.savez(path, x1, x2))"
+        )
+    feed: Feed = {}
+    for i, spec in enumerate(specs):
+        if spec.name in data:
+            feed[spec.name] = data[spec.name]
+        elif f"arr_{i}" in data:
+            feed[spec.name] = data[f"arr_{i}"]
+        else:
+            raise UsageError(f"{path}: no array for input {spec.name!r} (arrays: {', '.join(keys)})")
+    return feed
