@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 @click.option("--layer", "layer", default=None, help="Show one layer in full, by name, path or index.")
 @click.option("--infer-shapes", is_flag=True,
               help="ONNX: add intermediate shapes the file does not state (onnx's shape inference; imports onnx).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing: exit 0 when the file reads as a model, 2 when not.")
 @keras_model_options
 @graph_boundary_options
 def inspect_cmd(
     path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None,
     inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool,
-    infer_shapes: bool,
+    infer_shapes: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Summarize a model file: format, writer, inputs, outputs, layers, parameters.
 
@@ -47,6 +48,8 @@ def inspect_cmd(
         from modeltool.keras.rebuild import load_custom_objects
 
         fill_from_keras(model, load_custom_objects(custom_objects), unsafe=unsafe)
+    if quiet:
+        return
     if layer is not None:
         if not model.layers:
             kind = model.metadata.format_description

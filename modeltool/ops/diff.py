@@ -19,6 +19,7 @@ from modeltool.formats import Format
 from modeltool.ir import Model, Node, Weight
 from modeltool.keras.semantics import ACTIVATION_KEYS, activation_meaning, writer_generation
 from modeltool.ops.renames import parse_maps, renamed
+from modeltool.options import SourceOptions
 
 #: formats that hold weights without an architecture: only their weights can be compared
 WEIGHTS_ONLY = {Format.KERAS_H5_WEIGHTS, Format.KERAS3_WEIGHTS}
@@ -371,8 +372,24 @@ def _weights(a: Model, b: Model, rules: list, report: DiffReport) -> None:
             report.weights.append({"weight": _label(key), "change": "added", "shape": list(w.shape)})
 
 
-def diff_files(a: str, b: str, *, maps: list[str] | tuple[str, ...] = (), atol: float = 0.0) -> DiffReport:
-    """`modeltool diff A B`."""
-    from modeltool.loaders import load
+def diff_files(
+    a: str, b: str, *, maps: list[str] | tuple[str, ...] = (), atol: float = 0.0, options: SourceOptions | None = None
+) -> DiffReport:
+    """`modeltool diff A B`; the model options apply to whichever file they fit (`--weights-from` to
+    a JSON/YAML architecture, `--inputs`/`--outputs` to a GraphDef, `--config` to a checkpoint)."""
+    from modeltool.formats import detect
+    from modeltool.loaders import load, source_options
 
-    return diff_models(load(a), load(b), maps=maps, atol=atol)
+    options = options or SourceOptions()
+
+    def read(path: str) -> Model:
+        fmt = detect(path)
+        fits = {
+            "weights_from": options.weights_from if fmt in (Format.KERAS_JSON, Format.KERAS_YAML) else None,
+            "config": options.config if fmt == Format.CHECKPOINT else None,
+            "inputs": options.inputs if fmt in (Format.GRAPHDEF, Format.CHECKPOINT) else None,
+            "outputs": options.outputs if fmt in (Format.GRAPHDEF, Format.CHECKPOINT) else None,
+        }
+        return load(path, **source_options(**fits))
+
+    return diff_models(read(a), read(b), maps=maps, atol=atol)

@@ -205,6 +205,7 @@ def transfer_weights(
     dry_run: bool = False,
     force: bool = False,
     src_config: str | None = None,
+    src_weights: str | None = None,
     seed: int = 0,
     allow_empty: bool = False,
 ) -> TransferReport:
@@ -221,7 +222,7 @@ def transfer_weights(
             raise UsageError("-o OUT is needed (or --dry-run)")
         kind = out_kind(out)
         check_destination(out, force)
-    source = load(src, **source_options(config=src_config))
+    source = load(src, **source_options(config=src_config, weights_from=src_weights))
     target = load(dst)
     if not source.weights:
         raise UsageError(f"{src}: holds no weights to transfer ({source.metadata.format_description})")
