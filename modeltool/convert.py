@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeltool.atomic import atomic_path, check_destination
+from modeltool.errors import UnsupportedError
 from modeltool.loaders.keras_common import path_size
 from modeltool.options import ConvertOptions
 from modeltool.sizes import format_size
@@ -99,6 +100,8 @@ def convert(
 ) -> ConvertReport:
     """Convert `src` to `dst` (target from its name or `options.to`); see the module docstring."""
     options = options or ConvertOptions()
+    if options.localize or options.html:
+        raise UnsupportedError("--localize/--html: not available in this version")
     src = os.fspath(src)
     target = target_for(dst, options.to)
     check_destination(dst, options.force)

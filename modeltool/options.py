@@ -50,9 +50,14 @@ class CompareOptions(SourceOptions):
 
 @dataclass(frozen=True)
 class VerifyOptions(CompareOptions):
-    """`verify A B`: `quantized` picks the looser tolerances of a quantized target; None detects it."""
+    """`verify A B`: `quantized` picks the looser tolerances of a quantized target; None detects it.
+    `localize` compares every intermediate tensor too (the first layer that diverges); `html` writes
+    the visual report there."""
 
     quantized: str | None = None
+    localize: bool = False
+    html: str | None = None
+    force: bool = False  # overwrite an existing --html file
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,25 @@ class ConvertOptions(CompareOptions):
     to: str | None = None
     force: bool = False
     verify: bool = True
+    #: when verification fails, compare every intermediate tensor too (`verify --localize`)
+    localize: bool = False
+    html: str | None = None  # the visual report of the verification (and localization)
     # ONNX
     opset: int | None = None
+    via: str = "auto"  # direct (TensorFlow-free exporter) | tf (tf2onnx) | auto
+    inputs_as_nchw: tuple[str, ...] = ()  # inputs given channels-first
+    outputs_as_nchw: tuple[str, ...] = ()
+    optimize: bool = False  # constant folding, dead nodes, fusions by a maintained optimizer
+    keep_io_types: bool = True  # float16: inputs and outputs stay float32
     #: constants larger than this are kept out of tf2onnx and attached afterwards
     detach_bytes: int = 1 << 16
     #: weights from this size on go to `<name>.onnx.data` (protobuf cannot exceed 2 GB)
     external_data_bytes: int = (1 << 31) - (64 << 20)
-    # TFLite
+    # ONNX and TFLite
     quantize: str | None = None  # float16 | dynamic | int8
     calibration: str | None = None  # .npz for int8
+    calibration_method: str | None = None  # ONNX int8: minmax (default) | entropy | percentile
+    # TFLite
     allow_flex: bool = False
 
 

@@ -36,7 +36,11 @@ TARGET_OPTIONS = {
     "opset": "--opset",
     "quantize": "--quantize",
     "calibration": "--calibration",
+    "calibration_method": "--calibration-method",
     "allow_flex": "--allow-flex",
+    "inputs_as_nchw": "--inputs-as-nchw",
+    "outputs_as_nchw": "--outputs-as-nchw",
+    "optimize": "--optimize",
 }
 
 
@@ -55,7 +59,8 @@ TARGETS: dict[Target, TargetSpec] = {
     spec.target: spec
     for spec in (
         TargetSpec(Target.ONNX, (".onnx",), "modeltool.exporters.onnx:export", True,
-                   options=frozenset({"opset"}), description="ONNX (tf2onnx)"),
+                   options=frozenset({"opset", "quantize", "calibration", "calibration_method", "inputs_as_nchw",
+                                      "outputs_as_nchw", "optimize"}), description="ONNX"),
         TargetSpec(Target.TFLITE, (".tflite",), "modeltool.exporters.tflite:export", True,
                    options=frozenset({"quantize", "calibration", "allow_flex"}), description="TensorFlow Lite"),
         TargetSpec(Target.SAVEDMODEL, (), "modeltool.exporters.savedmodel:export", True,
@@ -107,8 +112,14 @@ def target_for(dst: str, to: str | None = None) -> Target:
 
 
 def check_target_options(target: Target, options: object) -> None:
-    """Refuse a target-only option (set to a non-default value) that `target` does not take."""
+    """Refuse a target-only option (set to a non-default value) that `target` does not take, and
+    `--no-keep-io-types` / `--via` off the ONNX target."""
     spec = TARGETS[target]
+    if target != Target.ONNX:
+        if getattr(options, "via", "auto") != "auto":
+            raise UsageError(f"--via applies to onnx targets only, not to {target.value}")
+        if getattr(options, "keep_io_types", True) is False:
+            raise UsageError(f"--no-keep-io-types applies to onnx targets only, not to {target.value}")
     for name, flag in TARGET_OPTIONS.items():
         if getattr(options, name, None) and name not in spec.options:
             takers = [t.value for t, s in TARGETS.items() if name in s.options]

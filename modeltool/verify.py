@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltool.errors import UsageError
+from modeltool.errors import UnsupportedError, UsageError
 from modeltool.feeds import npz_feed, random_feed
 from modeltool.formats import Format
 from modeltool.ir import Model, format_shape
@@ -318,6 +318,8 @@ def verify_files(
     from modeltool.sources import open_source
 
     options = options or VerifyOptions()
+    if options.localize or options.html:
+        raise UnsupportedError("--localize/--html: not available in this version")
     ref_source = open_source(reference, options)
     tgt_source = open_source(target, options)
     kind = options.quantized or _quantized(tgt_source.ir)

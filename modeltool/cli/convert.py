@@ -21,11 +21,24 @@ from modeltool.cli.output import emit
 @click.option(
     "--opset", type=int, default=None, help="ONNX: opset (default: newest both tf2onnx and onnxruntime support)."
 )
-@click.option(
-    "--quantize", type=click.Choice(["float16", "dynamic", "int8"]), default=None, help="TFLite: quantization."
-)
+@click.option("--quantize", type=click.Choice(["float16", "dynamic", "int8"]), default=None,
+              help="ONNX/TFLite: quantization (float16 weights and compute, dynamic int8 weights, static int8).")
 @click.option("--calibration", type=click.Path(path_type=str), default=None,
-              help="TFLite int8: calibration inputs (.npz).")  # fmt: skip
+              help="int8: calibration inputs (.npz, arrays keyed by input name).")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default=None,
+              help="ONNX int8: how activation ranges are calibrated (default minmax).")
+@click.option("--no-keep-io-types", "keep_io_types", is_flag=True, flag_value=False, default=True,
+              help="ONNX float16: float16 inputs and outputs too (default: they stay float32).")
+@click.option("--inputs-as-nchw", "inputs_as_nchw", default=None, metavar="NAME[,NAME]",
+              help="ONNX: these inputs are channels-first (the transposes this creates are cancelled).")
+@click.option("--outputs-as-nchw", "outputs_as_nchw", default=None, metavar="NAME[,NAME]",
+              help="ONNX: these outputs are channels-first.")
+@click.option("--optimize", is_flag=True, help="ONNX: constant folding, dead-node removal, operator fusion.")
+@click.option("--via", type=click.Choice(["auto", "direct", "tf"]), default="auto", show_default=True,
+              help="ONNX: direct (from the IR, no TensorFlow), tf (tf2onnx), auto (direct when it covers the model).")
+@click.option("--localize", is_flag=True, help="When verification fails, find the first layer that diverges.")
+@click.option("--html", type=click.Path(path_type=str), default=None,
+              help="Write the verification (and localization) as a self-contained HTML report.")
 @click.option("--allow-flex", is_flag=True, help="TFLite: accept Select TF (Flex) ops (not in the stock interpreter).")
 @click.option("--no-verify", "no_verify", is_flag=True, help="Skip running source and target on the same inputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code tells the result).")
@@ -40,6 +53,8 @@ def convert_cmd(src: str, dst: str, no_verify: bool, quiet: bool, as_json: bool,
     from modeltool.convert import convert
     from modeltool.options import ConvertOptions
 
+    for key in ("inputs_as_nchw", "outputs_as_nchw"):
+        flags[key] = tuple(n.strip() for n in (flags.get(key) or "").split(",") if n.strip())
     options = options_from(ConvertOptions, flags, verify=not no_verify)
     show = not quiet and not as_json and sys.stderr.isatty()
     report = convert(src, dst, options, progress=(lambda s: click.echo(f"[{s}] ...", err=True)) if show else None)

@@ -19,6 +19,11 @@ from modeltool.cli.output import emit
     default=None,
     help="Tolerances of this quantization (default: what TARGET's file holds, detected).",
 )
+@click.option("--localize", is_flag=True,
+              help="Compare every intermediate tensor: the first layer whose output leaves the tolerance.")
+@click.option("--html", type=click.Path(path_type=str), default=None,
+              help="Write the comparison as a self-contained HTML report (the graph coloured by error).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --html file.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code tells the result).")
 @comparison_options
 @reference_option

@@ -59,6 +59,11 @@ def run_tf2onnx(graph_def: Any, input_names: list[str], output_names: list[str],
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """Write `source` as ONNX to `path`; returns details (opset, node count, fixes applied)."""
     onnx = require("onnx", "converting to ONNX")
+    pending = [flag for flag, on in (("--quantize", options.quantize), ("--inputs-as-nchw", options.inputs_as_nchw),
+                                      ("--outputs-as-nchw", options.outputs_as_nchw), ("--optimize", options.optimize),
+                                      ("--via direct", options.via == "direct")) if on]  # fmt: skip
+    if pending:
+        raise UnsupportedError(f"{', '.join(pending)}: not available for ONNX targets in this version")
     opset = checked_opset(options)
     graph = source.onnx_graph(options, options.detach_bytes)
     try:
