@@ -100,8 +100,8 @@ def convert(
 ) -> ConvertReport:
     """Convert `src` to `dst` (target from its name or `options.to`); see the module docstring."""
     options = options or ConvertOptions()
-    if options.localize or options.html:
-        raise UnsupportedError("--localize/--html: not available in this version")
+    if options.html:
+        raise UnsupportedError("--html: not available in this version")
     src = os.fspath(src)
     target = target_for(dst, options.to)
     check_destination(dst, options.force)
@@ -171,4 +171,5 @@ def _verify(source: Source, path: str, options: ConvertOptions, context: ExportC
     runner = open_runner(path, CompareOptions(device=options.device))  # the source's model options are not its
     runner.label = context.final_path  # the report names where the file lands, not its temporary name
     tol = tolerance_for(options.quantize, options.atol, options.rtol)
-    return compare_runners(source.reference(), runner, options, tol, ir=source.ir)
+    return compare_runners(source.reference(), runner, options, tol, ir=source.ir,
+                           localize="on_failure" if options.localize else "never")

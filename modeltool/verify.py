@@ -90,6 +90,8 @@ class VerifyReport:
     input_source: str = "random"
     #: what computed the reference and why (Keras sources: the writer's runtime or the rebuild)
     reference_kind: str | None = None
+    #: every intermediate tensor compared (`--localize`), a `modeltool.localize.Localization`
+    localization: Any = None
 
     @property
     def passed(self) -> bool:
@@ -109,6 +111,7 @@ class VerifyReport:
             "outputs": [o.to_dict() for o in self.outputs],
             "problems": list(self.problems),
             "warnings": list(self.warnings),
+            "localization": self.localization.to_dict() if self.localization is not None else None,
         }
 
     def render(self) -> str:
@@ -134,6 +137,8 @@ class VerifyReport:
             )
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.localization is not None:
+            lines.append(self.localization.render())
         lines.append("result: " + ("PASSED" if self.passed else "FAILED"))
         return "\n".join(lines)
 
@@ -293,10 +298,12 @@ def tolerance_for(precision: str | None, atol: float | None = None, rtol: float 
 
 
 def compare_runners(
-    reference: Runner, target: Runner, options: CompareOptions, tolerance: Tolerance, *, ir: Model | None = None
+    reference: Runner, target: Runner, options: CompareOptions, tolerance: Tolerance, *, ir: Model | None = None,
+    localize: str = "never",
 ) -> VerifyReport:
     """Run two un-entered runners on the same inputs (the user's .npz, else seeded random ones shaped
-    by both models) and compare every output."""
+    by both models) and compare every output; `localize` ("never", "always", "on_failure") also
+    compares every intermediate tensor (`modeltool.localize`)."""
     with reference as ref, target as tgt:
         specs = ref.input_specs()
         if options.input_data:
@@ -305,7 +312,14 @@ def compare_runners(
             feed = random_feed(specs, others=tgt.input_specs(), ir=ir, seed=options.seed, batch=options.batch,
                                shapes=options.input_shapes)  # fmt: skip
             source = f"random, seed {options.seed}"
-        return compare(ref, tgt, feed, tolerance, input_source=source)
+        report = compare(ref, tgt, feed, tolerance, input_source=source)
+        if localize == "always" or (localize == "on_failure" and not report.passed):
+            from modeltool.localize import localize as run_localization
+
+            pairs = pair_names([s.name for s in specs], [s.name for s in tgt.input_specs()], "inputs", [])
+            target_feed = {t: feed[r] for r, t in pairs}
+            report.localization = run_localization(ref, tgt, feed, tolerance, target_feed=target_feed)
+        return report
 
 
 def verify_files(
@@ -318,13 +332,14 @@ def verify_files(
     from modeltool.sources import open_source
 
     options = options or VerifyOptions()
-    if options.localize or options.html:
-        raise UnsupportedError("--localize/--html: not available in this version")
+    if options.html:
+        raise UnsupportedError("--html: not available in this version")
     ref_source = open_source(reference, options)
     tgt_source = open_source(target, options)
     kind = options.quantized or _quantized(tgt_source.ir)
     report = compare_runners(ref_source.reference(), tgt_source.reference(), options,
-                             tolerance_for(kind, options.atol, options.rtol), ir=ref_source.ir)  # fmt: skip
+                             tolerance_for(kind, options.atol, options.rtol), ir=ref_source.ir,
+                             localize="always" if options.localize else "never")  # fmt: skip
     if kind and not options.quantized:
         report.warnings.append(f"{target} holds {kind} quantization: compared with its documented tolerance")
     return report

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltool.errors import LoadError
+from modeltool.errors import LoadError, UnsupportedError
 from modeltool.feeds import Feed
 from modeltool.ir import TensorSpec
 
@@ -52,6 +52,27 @@ class Runner:
 
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """Every intermediate tensor of one run, as (name, value) in topological order: Keras layer
+        outputs, ONNX node outputs, TFLite tensors, TF op outputs. What `verify --localize` pairs."""
+        if not self.active:
+            raise RuntimeError(f"{self.label}: runner used outside its `with` block")
+        try:
+            return [(k, np.array(v)) for k, v in self._intermediates(feed)]
+        except (LoadError, UnsupportedError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the model
+            raise LoadError(f"{self.label}: running with intermediates exposed failed ({type(exc).__name__}: "
+                            f"{_line(exc)})") from exc  # fmt: skip
+
+    def _intermediates(self, feed: Feed) -> list[tuple[str, Any]]:
+        raise UnsupportedError(f"{self.label}: {self.backend} cannot expose intermediate tensors")
+
+    def layer_inputs(self) -> dict[str, list[str]]:
+        """{intermediate name: names of the intermediates it is computed from}, where the backend knows
+        (Keras layers); empty otherwise."""
+        return {}
 
     def random_sources(self) -> tuple[list[str], list[str]]:
         """(ops that draw random numbers at inference, input names that steer them); what a

@@ -61,6 +61,99 @@ class KerasRunner(Runner):
         return self._call
 
 
+    def _intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """Every layer's output (nested models' layers too, as `outer/inner`), in topological order,
+        from one model that returns them all (a second, dedicated call per nested model)."""
+        args = [feed[spec.name] for spec in self.input_specs()]
+        x = args if len(args) > 1 else args[0]
+        out: list[tuple[str, Any]] = []
+        _layer_outputs(self.native, x, "", out, self.xla)
+        return out
+
+    def layer_inputs(self) -> dict[str, list[str]]:
+        """{layer path: the layer paths it reads}, from the IR's graph (inputs to a nested model
+        come from the outer layers that feed it)."""
+        if self.ir is None or self.ir.graph is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        for path, node in self.ir.graph.walk():
+            prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+            out[path] = [prefix + name.split(":")[0].split("@")[0] for call in node.inbound[:1] for name in call]
+        return out
+
+
+def _layer_outputs(model: Any, x: Any, prefix: str, out: list[tuple[str, Any]], xla: bool) -> None:
+    """Outputs of `model`'s layers on `x`, appended as (path, value); nested models are entered.
+    Channels-first models run compiled by XLA, as their plain run does (any CPU)."""
+    layers = [layer for layer in getattr(model, "layers", []) if type(layer).__name__ != "InputLayer"]
+    if not layers or not getattr(model, "inputs", None):
+        return
+    nodes = _graph_nodes(model)
+    layers = [layer for layer in layers if id(layer) in nodes]
+    tensors = [nodes[id(layer)][1] for layer in layers]
+    module = require("tf_keras") if type(model).__module__.startswith("tf_keras") else require("keras")
+    multi = module.Model(model.inputs, tensors)
+
+    def call(v: Any) -> Any:
+        return multi(v, training=False)
+
+    if xla:
+        call = require("tensorflow").function(call, jit_compile=True)
+    values = call(x)
+    values = values if isinstance(values, (list, tuple)) else [values]
+    for layer, value in zip(layers, values):
+        path = f"{prefix}{layer.name}"
+        is_model = type(layer).__name__ in ("Functional", "Sequential", "Model") and hasattr(layer, "layers")
+        if is_model:
+            inner_in = _inputs_of(model, layer, x, nodes, layers, values)
+            if inner_in is not None:
+                _layer_outputs(layer, inner_in, path + "/", out, xla)
+        for k, v in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+            out.append((path if k == 0 else f"{path}:{k}", np.asarray(v)))
+
+
+def _graph_nodes(model: Any) -> dict[int, tuple[list, Any]]:
+    """{id(layer): (its input tensors, its output tensor(s)) in `model`'s own graph}, first call. A
+    layer's `.output` may belong to another graph (a nested model's own, a shared layer's other
+    call); the model's nodes do not."""
+    graph = getattr(model, "_functional", None) or model
+    out: dict[int, tuple[list, Any]] = {}
+    for depth in sorted(getattr(graph, "_nodes_by_depth", {}) or {}, reverse=True):  # inputs first
+        for node in graph._nodes_by_depth[depth]:
+            op = getattr(node, "operation", None) or getattr(node, "layer", None)
+            tensors = getattr(node, "outputs", None)
+            if tensors is None:
+                tensors = getattr(node, "output_tensors", None)
+            if op is None or tensors is None or id(op) in out:
+                continue
+            tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+            sources = getattr(node, "input_tensors", None)
+            sources = list(sources) if isinstance(sources, (list, tuple)) else ([] if sources is None else [sources])
+            out[id(op)] = (sources, tensors if len(tensors) > 1 else tensors[0])
+    return out
+
+
+def _inputs_of(model: Any, layer: Any, x: Any, nodes: dict, layers: list, values: list) -> Any:
+    """What `layer` (a nested model) reads in `model` on `x`: outer layers' outputs, or `x` itself."""
+    sources = nodes.get(id(layer), ([], None))[0]
+    if not sources:
+        return None
+    xs = x if isinstance(x, list) else [x]
+    names = [getattr(t, "name", None) for t in model.inputs]
+    found = []
+    for t in sources:
+        history = getattr(t, "_keras_history", None)
+        op = history.operation if history is not None and hasattr(history, "operation") else (
+            history.layer if history is not None else None)  # fmt: skip
+        if op is not None and op in layers:
+            found.append(values[layers.index(op)])
+        elif getattr(t, "name", None) in names:
+            found.append(xs[names.index(t.name)])
+        else:
+            found.append(xs[min(len(found), len(xs) - 1)])
+    return found if len(found) > 1 else found[0]
+
+
 def has_channels_first(native: Any) -> bool:
     """True when any layer (nested models and wrappers included) computes in channels-first layout."""
     stack = list(getattr(native, "layers", []))

@@ -71,3 +71,31 @@ class OnnxRunner(Runner):
         cast = {k: np.asarray(v).astype(dtypes.get(k, v.dtype), copy=False) for k, v in feed.items()}
         values = self.session.run(None, cast)
         return dict(zip(self.output_names(), values))
+
+    def _intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """Every node output made a graph output (types from onnx's shape inference), in node order."""
+        onnx = require("onnx", "exposing intermediate tensors")
+        ort = require("onnxruntime")
+        model = onnx.load(self.path)
+        try:
+            model = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # noqa: BLE001 - without inference, only typed values are exposed
+            pass
+        typed = {v.name: v for v in [*model.graph.value_info, *model.graph.output]}
+        present = {o.name for o in model.graph.output}
+        names = []
+        for node in model.graph.node:
+            for out in node.output:
+                if out and out in typed:
+                    names.append(out)
+                    if out not in present:
+                        model.graph.output.append(typed[out])
+                        present.add(out)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=providers_for(self.device))
+        dtypes = {s.name: s.dtype for s in self.input_specs()}
+        cast = {k: np.asarray(v).astype(dtypes.get(k, v.dtype), copy=False) for k, v in feed.items()}
+        values = session.run(names, cast)
+        return list(zip(names, values))

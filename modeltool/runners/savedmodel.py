@@ -73,3 +73,11 @@ class SavedModelRunner(Runner):
 
     def _input_keys(self) -> list[str]:
         return [s.name for s in self.input_specs()]
+
+    def _intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """The signature frozen into a graph, every op output fetched (`GraphRunner`)."""
+        from modeltool.runners.tfgraph import GraphRunner
+        from modeltool.tfgraph.native import from_saved_model
+
+        with GraphRunner(from_saved_model(self.path, self.signature_name), self.label) as graph:
+            return graph._intermediates(feed)

@@ -47,3 +47,18 @@ class GraphRunner(Runner):
         ops, driving = random_sources(self.frozen.graph_def, [e.tensor for e in self.frozen.inputs])
         names = {e.tensor.split(":")[0]: e.name for e in self.frozen.inputs}
         return ops, [names.get(d, d) for d in driving]
+
+    def _intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """Every float output of every op but constants, fetched in one session run."""
+        fg = self.frozen
+        feed_dict = {e.tensor: np.asarray(feed[e.name]).astype(e.dtype or "float32", copy=False)
+                     for e in fg.inputs if e.name in feed}  # fmt: skip
+        fetches = []
+        skip = {"Const", "Placeholder", "Identity", "NoOp", "Assert"}
+        fed = {e.tensor for e in fg.inputs}
+        for op in self.graph.get_operations():
+            if op.type in skip:
+                continue
+            fetches += [t for t in op.outputs if t.dtype.is_floating and t.name not in fed]
+        values = self.session.run(fetches, feed_dict=feed_dict)
+        return [(t.name, v) for t, v in zip(fetches, values)]

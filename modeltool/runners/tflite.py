@@ -89,3 +89,37 @@ class TFLiteRunner(Runner):
             self.interpreter.set_tensor(d["index"], cast[d["name"]])
         self.interpreter.invoke()
         return {d["name"]: self.interpreter.get_tensor(d["index"]) for d in self.interpreter.get_output_details()}
+
+    def _intermediates(self, feed: Feed) -> list[tuple[str, np.ndarray]]:
+        """Every op's outputs, in op order, from an interpreter that keeps all tensors; quantized
+        tensors are dequantized (scale, zero point) so they compare with float ones."""
+        from modeltool.deps import quiet_stderr
+
+        cls, _ = interpreter_class()
+        with quiet_stderr():
+            interp = cls(model_path=self.path, experimental_preserve_all_tensors=True)
+        in_details, _, in_names, _ = self._details()
+        shapes = {d["index"]: np.asarray(feed[n]).shape for n, d in zip(in_names, in_details)}
+        for d in interp.get_input_details():
+            if d["index"] in shapes and tuple(d["shape"]) != shapes[d["index"]]:
+                interp.resize_tensor_input(d["index"], shapes[d["index"]])
+        interp.allocate_tensors()
+        for n, d in zip(in_names, in_details):
+            interp.set_tensor(d["index"], np.asarray(feed[n]).astype(np.dtype(d["dtype"]), copy=False))
+        interp.invoke()
+        details = {d["index"]: d for d in interp.get_tensor_details()}
+        out = []
+        for op in interp._get_ops_details():  # the op list: LiteRT's own debugger walks the same
+            for index in op["outputs"]:
+                d = details.get(index)
+                if d is None:
+                    continue
+                try:
+                    value = interp.get_tensor(index)
+                except ValueError:  # a tensor the interpreter freed despite preserving
+                    continue
+                scale, zero = (d.get("quantization") or (0.0, 0))[:2]
+                if scale and np.asarray(value).dtype.kind in "iu":
+                    value = (np.asarray(value, np.float32) - zero) * scale
+                out.append((d["name"], value))
+        return out
