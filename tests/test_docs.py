@@ -43,6 +43,7 @@ STAND_INS: dict[str, dict[str, Path | str]] = {
         "a.keras": F / "keras3/conv_bn.keras", "b.keras": F / "keras3/conv_bn.keras",
         "migrated.keras": "from:legacy.h5",
     },
+    "localize.md": {"model.h5": F / "keras3/conv_bn.h5", "model.onnx": "from:model.h5"},
     "tf-formats.md": {
         "export_dir": F / "tf/keras3_export", "ckpt_dir": F / "tf/keras3_ckpt", "train_dir": F / "tf/tf1_ckpt",
         "model.json": F / "keras3/conv_bn.json", "frozen.pb": CORPUS / "tf2onnx_lstm_frozen/frozen.pb",
