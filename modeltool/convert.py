@@ -112,7 +112,7 @@ def convert(
         source = open_source(src, options)
     report.source_format, report.size_before = source.ir.format.value, source.ir.metadata.file_size
     if not source.exportable:
-        raise source.not_exportable()  # type: ignore[attr-defined]
+        raise source.not_exportable()
     if TARGETS[target].needs_keras:
         source.keras_model()  # a graph source says here that it has no Keras layers
     context = ExportContext(final)

@@ -104,14 +104,9 @@ class Source:
             "convert it to onnx, tflite, savedmodel or pb"
         )
 
+    def not_exportable(self) -> UnsupportedError:
+        """Why nothing can be written from this source (only `RuntimeSource` says so)."""
+        return UnsupportedError(f"{self.path}: cannot convert from a {self.ir.metadata.format_description}")
+
     def _cannot(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{self.path}: cannot write {what} from a {self.ir.metadata.format_description}")
-
-    def check_input_shapes(self, shapes: dict[str, Shape]) -> None:
-        """--input-shape names only inputs the source has."""
-        from modeltool.errors import UsageError
-
-        names = [s.name for s in self.input_specs()]
-        unknown = set(shapes) - set(names)
-        if unknown:
-            raise UsageError(f"--input-shape: no input named {', '.join(sorted(unknown))}; inputs: {', '.join(names)}")
