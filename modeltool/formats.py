@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from modeltool.errors import FormatError, LoadError
+from modeltool.wire import fields
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -243,54 +244,17 @@ def _is_saved_model_pb(p: Path) -> bool:
         return False
     data = p.read_bytes()
     try:
-        top = list(_fields(data))
+        top = list(fields(data))
         if not top or top[0][0] not in (1, 2) or (top[0][0] == 1 and top[0][1] != 0):
             return False
         for number, wire, value in top:
             if number == 2 and wire == 2:
-                meta = dict((n, v) for n, w, v in _fields(value) if w == 2)
-                if 2 in meta and any(n == 4 for n, w, _ in _fields(meta.get(1, b"")) if w == 2):
+                meta = dict((n, v) for n, w, v in fields(value) if w == 2)
+                if 2 in meta and any(n == 4 for n, w, _ in fields(meta.get(1, b"")) if w == 2):
                     return True
     except ValueError:
         return False
     return False
-
-
-def _fields(data: bytes):  # noqa: ANN202 - generator of (field number, wire type, value)
-    """Top-level fields of a protobuf message: (number, wire type, int or bytes); ValueError when
-    the bytes are not protobuf."""
-    pos, end = 0, len(data)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field 0")
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > end:
-                raise ValueError("truncated")
-            value, pos = data[pos : pos + size], pos + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, pos = data[pos : pos + size], pos + size
-        else:
-            raise ValueError(f"wire type {wire}")
-        yield number, wire, value
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("bad varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
 
 
 def _looks_like_onnx(head: bytes) -> bool:

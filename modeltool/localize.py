@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from modeltool.feeds import Feed
+from modeltool.metrics import compare_arrays
 from modeltool.runners.base import Runner
 
 #: SNR of identical tensors (a finite stand-in for infinity in tables and JSON)
@@ -109,8 +110,6 @@ def localize(
     reference: Runner, target: Runner, feed: Feed, tolerance: Any, *, target_feed: Feed | None = None
 ) -> Localization:
     """Run both (entered) runners with their intermediates exposed and compare them pairwise."""
-    from modeltool.verify import compare_arrays
-
     ref = reference.intermediates(feed)
     tgt = target.intermediates(target_feed if target_feed is not None else feed)
     out = Localization(reference.label, target.label, quantized=tolerance.min_cosine is not None)

@@ -22,6 +22,7 @@ import numpy as np
 
 from modeltool.errors import LoadError, UnsupportedError
 from modeltool.tfgraph import protos
+from modeltool.wire import varint
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48
@@ -43,21 +44,6 @@ class BundleEntry:
     crc32c: int = 0
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("varint runs past the end of the block")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
 def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Key/value pairs of one table block (keys are prefix-compressed against the previous one)."""
     if len(block) < 4:
@@ -68,9 +54,9 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
         raise ValueError("bad restart count")
     pos, key = 0, b""
     while pos < end:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        vlen, pos = _varint(block, pos)
+        shared, pos = varint(block, pos)
+        unshared, pos = varint(block, pos)
+        vlen, pos = varint(block, pos)
         if shared > len(key) or pos + unshared + vlen > end:
             raise ValueError("entry runs past the end of the block")
         key = key[:shared] + block[pos : pos + unshared]
@@ -80,8 +66,8 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
 
 
 def _read_block(data: bytes, handle: bytes) -> bytes:
-    offset, pos = _varint(handle, 0)
-    size, _ = _varint(handle, pos)
+    offset, pos = varint(handle, 0)
+    size, _ = varint(handle, pos)
     if offset + size + 5 > len(data):
         raise ValueError("block handle points past the end of the file")
     kind = data[offset + size]
@@ -95,7 +81,7 @@ def _read_block(data: bytes, handle: bytes) -> bytes:
 
 def snappy_decompress(buf: bytes) -> bytes:
     """Raw Snappy (what TF's table writer uses for index blocks); blocks are small, so pure Python."""
-    size, pos = _varint(buf, 0)
+    size, pos = varint(buf, 0)
     out = bytearray()
     while pos < len(buf):
         tag = buf[pos]
@@ -139,8 +125,8 @@ def read_table(path: str) -> Iterator[tuple[bytes, bytes]]:
     (magic,) = struct.unpack("<Q", footer[-8:])
     if magic != TABLE_MAGIC:
         raise ValueError("bad table magic number (not a checkpoint index)")
-    _, pos = _varint(footer, 0)  # metaindex handle: offset,
-    _, pos = _varint(footer, pos)  # size
+    _, pos = varint(footer, 0)  # metaindex handle: offset,
+    _, pos = varint(footer, pos)  # size
     index = _read_block(data, footer[pos:])
     for _, handle in _block_entries(index):
         yield from _block_entries(_read_block(data, handle))
@@ -240,7 +226,7 @@ class Bundle:
     def string_scalar(self, key: str) -> bytes:
         """A scalar string tensor: varint length, 4-byte checksum of the lengths, bytes."""
         raw = self.raw(key)
-        n, pos = _varint(raw, 0)
+        n, pos = varint(raw, 0)
         return raw[pos + 4 : pos + 4 + n]
 
     @cached_property
