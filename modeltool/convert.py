@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeltool.atomic import atomic_path, check_destination
-from modeltool.errors import UnsupportedError
 from modeltool.loaders.keras_common import path_size
 from modeltool.options import ConvertOptions
 from modeltool.sizes import format_size
@@ -100,8 +99,6 @@ def convert(
 ) -> ConvertReport:
     """Convert `src` to `dst` (target from its name or `options.to`); see the module docstring."""
     options = options or ConvertOptions()
-    if options.html:
-        raise UnsupportedError("--html: not available in this version")
     src = os.fspath(src)
     target = target_for(dst, options.to)
     check_destination(dst, options.force)
@@ -148,6 +145,10 @@ def _export(
             elif options.verify:
                 with _step(report, "verify", progress):
                     report.verification = _verify(source, tmp, options, context)
+                if options.html:
+                    from modeltool.verify import write_html
+
+                    write_html(report.verification, source.ir, options.html, options.force)
             if not report.passed:
                 raise _Discard
             report.written = True
@@ -170,6 +171,12 @@ def _verify(source: Source, path: str, options: ConvertOptions, context: ExportC
 
     runner = open_runner(path, CompareOptions(device=options.device))  # the source's model options are not its
     runner.label = context.final_path  # the report names where the file lands, not its temporary name
+    if options.inputs_as_nchw or options.outputs_as_nchw:
+        # a channels-first file is fed the reference's inputs transposed, and its outputs transposed
+        # back: the same numbers compared exactly, never a looser tolerance
+        from modeltool.runners.layout import ChannelsFirstRunner
+
+        runner = ChannelsFirstRunner(runner, options.inputs_as_nchw, options.outputs_as_nchw)
     tol = tolerance_for(options.quantize, options.atol, options.rtol)
     return compare_runners(source.reference(), runner, options, tol, ir=source.ir,
                            localize="on_failure" if options.localize else "never")

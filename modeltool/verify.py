@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modeltool.errors import UnsupportedError, UsageError
+from modeltool.errors import UsageError
 from modeltool.feeds import npz_feed, random_feed
 from modeltool.formats import Format
 from modeltool.ir import Model, format_shape
@@ -276,7 +276,9 @@ def verify_files(
 
     options = options or VerifyOptions()
     if options.html:
-        raise UnsupportedError("--html: not available in this version")
+        from modeltool.atomic import check_destination
+
+        check_destination(options.html, options.force)
     ref_source = open_source(reference, options)
     tgt_source = open_source(target, options)
     kind = options.quantized or _quantized(tgt_source.ir)
@@ -285,7 +287,24 @@ def verify_files(
                              localize="always" if options.localize else "never")  # fmt: skip
     if kind and not options.quantized:
         report.warnings.append(f"{target} holds {kind} quantization: compared with its documented tolerance")
+    if options.html:
+        write_html(report, ref_source.ir, options.html, options.force)
     return report
+
+
+def write_html(report: VerifyReport, model: Model, path: str, force: bool) -> None:
+    """The comparison as a self-contained page: the reference's graph, each layer coloured by its
+    error when localized (`modeltool.report`)."""
+    from modeltool.report.html import write_report
+    from modeltool.report.payload import from_verification
+
+    loc = report.localization
+    summary = report.render().splitlines()[:4] + [f"result: {'PASSED' if report.passed else 'FAILED'}"]
+    if loc is None:
+        summary.append("intermediates not compared: add --localize to colour each layer by its error")
+    first = loc.first_divergence.name if loc is not None and loc.first_divergence is not None else None
+    payload = from_verification(model, loc.layers if loc is not None else [], summary=summary, first=first)
+    write_report(payload, path, force=force)
 
 
 def _quantized(model: Model) -> str | None:

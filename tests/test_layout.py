@@ -15,12 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "modeltool"
 
 #: the layers, lowest first; a part may import its own layer and those below it, never above
 LAYERS = [
-    {"errors", "deps", "limits", "sizes", "formats", "options", "targets", "ir", "atomic", "policy"},
-    {"keras", "tfgraph", "quantization", "feeds"},
+    {"errors", "deps", "limits", "sizes", "formats", "options", "targets", "ir", "atomic", "policy", "wire"},
+    {"keras", "tfgraph", "quantization", "feeds", "metrics"},
     {"loaders", "runners"},
     {"sources"},
     {"exporters"},
-    {"verify", "convert", "ops"},
+    {"verify", "convert", "ops", "localize", "report", "batch"},
     {"cli", "__main__", "__init__"},
 ]
 

@@ -92,14 +92,16 @@ def test_dropped_batchnorm_is_named(tmp_path) -> None:
     model.save(tmp_path / "m.keras")
     clean = onnx.load(_onnx(tmp_path / "m.keras", tmp_path))
     inits = {t.name: t for t in clean.graph.initializer}
-    bn_nodes = [n for n in clean.graph.node if "/bn_1/" in n.name and n.op_type in ("Mul", "Add")]
+    bn_nodes = [n for n in clean.graph.node if {"bn", "bn_1"} & set(n.name.split("/"))
+                and n.op_type in ("Mul", "Add", "BatchNormalization")]  # fmt: skip
     assert bn_nodes, [n.name for n in clean.graph.node]
     for node in bn_nodes:  # the normalization's scale becomes 1 and its shift 0: the layer passes x through
-        for name in node.input:
-            if name in inits:
-                neutral = np.ones if node.op_type == "Mul" else np.zeros
-                array = numpy_helper.to_array(inits[name])
-                inits[name].CopyFrom(numpy_helper.from_array(neutral(array.shape, array.dtype), name))
+        roles = {"Mul": ["ones"], "Add": ["zeros"], "BatchNormalization": ["ones", "zeros", "zeros", "ones"]}
+        params = [name for name in node.input if name in inits]
+        for name, role in zip(params, roles[node.op_type]):
+            array = numpy_helper.to_array(inits[name])
+            neutral = np.ones if role == "ones" else np.zeros
+            inits[name].CopyFrom(numpy_helper.from_array(neutral(array.shape, array.dtype), name))
     onnx.save(clean, str(tmp_path / "nobn.onnx"))
     assert _first(tmp_path / "m.keras", tmp_path / "nobn.onnx") == "bn"
 

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 @click.option("--infer-shapes", is_flag=True,
               help="ONNX: add intermediate shapes the file does not state (onnx's shape inference; imports onnx).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing: exit 0 when the file reads as a model, 2 when not.")
+@click.option("--html", "html", type=click.Path(path_type=str), default=None, metavar="FILE",
+              help="Also write the model as a graph in one self-contained HTML page (no TensorFlow, no network).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --html file.")
 @keras_model_options
 @graph_boundary_options
 def inspect_cmd(
     path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None,
     inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool,
-    infer_shapes: bool, quiet: bool,
+    infer_shapes: bool, quiet: bool, html: str | None, force: bool,
 ) -> None:  # fmt: skip
     """Summarize a model file: format, writer, inputs, outputs, layers, parameters.
 
@@ -35,6 +38,7 @@ def inspect_cmd(
     checkpoints and frozen GraphDefs without importing TensorFlow. Lambda bytecode and custom
     objects are shown, never executed. With --custom-objects (your module, imported), custom layers
     get the output shapes and parameter counts Keras computes for them (Keras is imported then).
+    --html FILE draws the graph (nested models and name scopes collapsible, figures on each node).
     """
     from modeltool.errors import UsageError
     from modeltool.loaders import load, source_options
@@ -48,6 +52,11 @@ def inspect_cmd(
         from modeltool.keras.rebuild import load_custom_objects
 
         fill_from_keras(model, load_custom_objects(custom_objects), unsafe=unsafe)
+    if html:
+        from modeltool.report.html import write_report
+        from modeltool.report.payload import from_model
+
+        write_report(from_model(model), html, force=force)
     if quiet:
         return
     if layer is not None:

@@ -377,19 +377,19 @@ def diff_files(
 ) -> DiffReport:
     """`modeltool diff A B`; the model options apply to whichever file they fit (`--weights-from` to
     a JSON/YAML architecture, `--inputs`/`--outputs` to a GraphDef, `--config` to a checkpoint)."""
+    options = options or SourceOptions()
+    return diff_models(read_side(a, options), read_side(b, options), maps=maps, atol=atol)
+
+
+def read_side(path: str, options: SourceOptions) -> Model:
+    """One file of a diff, read with the model options that fit its format."""
     from modeltool.formats import detect
     from modeltool.loaders import load, source_options
 
-    options = options or SourceOptions()
-
-    def read(path: str) -> Model:
-        fmt = detect(path)
-        fits = {
-            "weights_from": options.weights_from if fmt in (Format.KERAS_JSON, Format.KERAS_YAML) else None,
-            "config": options.config if fmt == Format.CHECKPOINT else None,
-            "inputs": options.inputs if fmt in (Format.GRAPHDEF, Format.CHECKPOINT) else None,
-            "outputs": options.outputs if fmt in (Format.GRAPHDEF, Format.CHECKPOINT) else None,
-        }
-        return load(path, **source_options(**fits))
-
-    return diff_models(read(a), read(b), maps=maps, atol=atol)
+    fmt = detect(path)
+    graph = fmt in (Format.GRAPHDEF, Format.CHECKPOINT)
+    return load(path, **source_options(
+        weights_from=options.weights_from if fmt in (Format.KERAS_JSON, Format.KERAS_YAML) else None,
+        config=options.config if fmt == Format.CHECKPOINT else None,
+        inputs=options.inputs if graph else None, outputs=options.outputs if graph else None,
+    ))  # fmt: skip
