@@ -344,3 +344,17 @@ class Model:
         trainable = sum(n.trainable_params for n in nodes)  # type: ignore[misc]
         return Params(total, trainable, total - trainable, "config")
 
+
+def display_config(config: Any) -> Any:
+    """The config with Lambda bytecode replaced by a description (it is unreadable and unsafe)."""
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for k, v in config.items():
+        if k == "function" and (isinstance(v, list) or (isinstance(v, dict) and "code" in (v.get("config") or {}))):
+            out[k] = "<bytecode, not executed>"
+        elif isinstance(v, dict):
+            out[k] = display_config(v)
+        else:
+            out[k] = v
+    return out

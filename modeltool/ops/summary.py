@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from modeltool.formats import Format
-from modeltool.ir import Model, Node, Weight, format_shape, shape_to_list
+from modeltool.ir import Model, Node, Weight, display_config, format_shape, shape_to_list
 from modeltool.sizes import format_size
 
 BYTECODE_STRINGS = re.compile(rb"[\x20-\x7e]{4,}")
@@ -162,21 +162,6 @@ def layer_detail(model: Model, key: str | int, *, stats: bool = False) -> dict[s
 
 def _producer(tensor: str) -> str:
     return tensor.split("@", 1)[0].split(":", 1)[0]
-
-
-def display_config(config: Any) -> Any:
-    """The config with Lambda bytecode replaced by a description (it is unreadable and unsafe)."""
-    if not isinstance(config, dict):
-        return config
-    out = {}
-    for k, v in config.items():
-        if k == "function" and (isinstance(v, list) or (isinstance(v, dict) and "code" in (v.get("config") or {}))):
-            out[k] = "<bytecode, not executed>"
-        elif isinstance(v, dict):
-            out[k] = display_config(v)
-        else:
-            out[k] = v
-    return out
 
 
 # ---------------------------------------------------------------- text

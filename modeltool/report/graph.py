@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modeltool.ir import Graph, Node, format_shape
-from modeltool.ops.summary import display_config
+from modeltool.ir import Graph, Node, display_config, format_shape
+
 
 #: config keys never shown on a node: the nested model's own layers are drawn, not listed
 HIDDEN_KEYS = {"name", "layers", "input_layers", "output_layers", "outputs", "domain"}
