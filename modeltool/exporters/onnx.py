@@ -11,32 +11,69 @@ ops stay as TF ops): the passes fix what they can and `validate` refuses what is
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 from modeltool.deps import require
-from modeltool.errors import ModelToolError, UnsupportedError
-from modeltool.exporters import onnx_passes
+from modeltool.errors import ModelToolError, UnsupportedError, UsageError
+from modeltool.exporters import onnx_layout, onnx_passes
 from modeltool.options import ConvertOptions
 from modeltool.sources import ExportContext, OnnxGraph, Source
 
 NEVER_DETACH = 1 << 62
 
 
+#: the oldest opset onnxruntime runs (its documented floor) and tf2onnx writes
+MIN_OPSET = 7
+
+
 def default_opset() -> int:
-    """The newest opset both tf2onnx and the installed onnx/onnxruntime know."""
+    """The newest opset tf2onnx writes and the installed onnx and onnxruntime both support."""
+    return opset_range()[1]
+
+
+@functools.lru_cache(maxsize=1)
+def opset_range() -> tuple[int, int, str]:
+    """(oldest, newest, why): the opsets tf2onnx can write that the installed onnx and onnxruntime
+    both support. onnxruntime states no newest opset, so a one-node model is loaded at each
+    candidate, newest first, until one loads (it refuses opsets newer than the ONNX it was built with)."""
     tf2onnx = require("tf2onnx", "converting to ONNX")
     onnx = require("onnx", "converting to ONNX")
-    return min(max(tf2onnx.constants.OPSET_TO_IR_VERSION), onnx.defs.onnx_opset_version())
+    ort = require("onnxruntime", "checking the ONNX opset")
+    writes, knows = max(tf2onnx.constants.OPSET_TO_IR_VERSION), onnx.defs.onnx_opset_version()
+    newest = min(writes, knows)
+    while newest > MIN_OPSET and not _runs_opset(onnx, ort, newest):
+        newest -= 1
+    runs = f"{MIN_OPSET} and newer" if newest == min(writes, knows) else f"{MIN_OPSET} to {newest}"
+    why = (
+        f"tf2onnx {tf2onnx.__version__} writes opsets up to {writes}, onnx {onnx.__version__} knows up to {knows}, "
+        f"onnxruntime {ort.__version__} runs {runs}"
+    )
+    return MIN_OPSET, newest, why
+
+
+def _runs_opset(onnx: Any, ort: Any, opset: int) -> bool:
+    helper, tensor = onnx.helper, onnx.TensorProto
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", tensor.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", tensor.FLOAT, [1])])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - onnxruntime's own exception types: this opset is not run
+        return False
+    return True
 
 
 def checked_opset(options: ConvertOptions) -> int:
-    """The opset to write: --opset when tf2onnx supports it, else the default."""
-    tf2onnx = require("tf2onnx", "converting to ONNX")
-    opset = options.opset or default_opset()
-    newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    if not 7 <= opset <= newest:
-        raise UnsupportedError(f"--opset {opset}: tf2onnx {tf2onnx.__version__} supports 7 to {newest}")
+    """The opset to write: --opset when every tool in the chain supports it, else exit 2 naming the range."""
+    oldest, newest, why = opset_range()
+    opset = options.opset or newest
+    if not oldest <= opset <= newest:
+        raise UsageError(f"--opset {opset}: choose from {oldest} to {newest} ({why})")
     return opset
 
 
@@ -57,39 +94,78 @@ def run_tf2onnx(graph_def: Any, input_names: list[str], output_names: list[str],
 
 
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
-    """Write `source` as ONNX to `path`; returns details (opset, node count, fixes applied)."""
+    """Write `source` as ONNX to `path`; returns details (opset, node count, fixes applied, and what
+    the deployment options did: transposes, optimization, quantization)."""
     onnx = require("onnx", "converting to ONNX")
-    pending = [flag for flag, on in (("--quantize", options.quantize), ("--inputs-as-nchw", options.inputs_as_nchw),
-                                      ("--outputs-as-nchw", options.outputs_as_nchw), ("--optimize", options.optimize),
-                                      ("--via direct", options.via == "direct")) if on]  # fmt: skip
-    if pending:
-        raise UnsupportedError(f"{', '.join(pending)}: not available for ONNX targets in this version")
+    if options.via == "direct":
+        raise UnsupportedError("--via direct: not available for ONNX targets in this version")
     opset = checked_opset(options)
+    from modeltool.exporters.onnx_quantize import check_quantize
+
+    check_quantize(options, opset)
     graph = source.onnx_graph(options, options.detach_bytes)
+    specs = source.input_specs(options.input_shapes)
     try:
-        proto = _convert(graph, opset)
+        proto = _convert(graph, opset, options, specs)
     except UnsupportedError:
         if not graph.detached:
             raise
         # a large weight that an op needs at conversion time (a shape, a gather table): convert the
         # graph with every weight a constant instead (tf2onnx's own memory profile)
         graph = source.onnx_graph(options, detach_bytes=NEVER_DETACH)
-        proto = _convert(graph, opset)
+        proto = _convert(graph, opset, options, specs)
+    details: dict[str, Any] = {"opset": opset}
+    layout = bool(options.inputs_as_nchw or options.outputs_as_nchw)
+    if layout:
+        details["transposes_channels_last"] = _channels_last_transposes(graph, opset)
     fixes = onnx_passes.run_all(proto, graph.detached, graph.inputs, graph.outputs)
+    if layout:
+        onnx_layout.check_output_ranks(proto, options.outputs_as_nchw)
+        if n := onnx_layout.sink_transposes_into_reductions(proto):
+            fixes.append(f"moved {n} transposes into the reductions after them")
     graph.detached.clear()
     weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
     external = weight_bytes >= options.external_data_bytes
+    if options.optimize:
+        from modeltool.exporters.onnx_optimize import optimize
+
+        before = len(proto.graph.node)
+        proto = optimize(onnx, proto, external)
+        details["optimized"] = f"onnxruntime basic level: {before} -> {len(proto.graph.node)} nodes"
+    if layout:
+        details["transposes"] = onnx_layout.activation_transposes(proto)
+    if options.quantize:
+        from modeltool.exporters.onnx_quantize import quantize
+
+        proto, quantized = quantize(onnx, proto, options, context, specs, source.ir, external)
+        details.update(quantized)
     save(onnx, proto, path, external, context.final_path)
     nodes = len(proto.graph.node)
     ops = sorted({n.op_type for n in proto.graph.node})
     del proto
     validate(path)
-    return {"opset": opset, "nodes": nodes, "op_types": ops, "fixes": fixes, "external_data": external}
+    return {**details, "nodes": nodes, "op_types": ops, "fixes": fixes, "external_data": external}
 
 
-def _convert(graph: OnnxGraph, opset: int) -> Any:
+def _channels_last_transposes(graph: OnnxGraph, opset: int) -> int | None:
+    """The transposes the same model has without the channels-first boundaries (what the report
+    compares with): tf2onnx once more on the same light graph, weights still kept out."""
+    try:
+        plain = run_tf2onnx(graph.graph_def, list(graph.inputs) + list(graph.detached), list(graph.outputs), opset,
+                            shape_override=graph.shape_override)  # fmt: skip
+    except UnsupportedError:
+        return None
+    return onnx_layout.activation_transposes(plain, weights=set(graph.detached))
+
+
+def _convert(graph: OnnxGraph, opset: int, options: ConvertOptions, specs: list) -> Any:
     names = list(graph.inputs) + list(graph.detached)
-    return run_tf2onnx(graph.graph_def, names, list(graph.outputs), opset, shape_override=graph.shape_override)
+    layout: dict[str, Any] = {}
+    if options.inputs_as_nchw or options.outputs_as_nchw:
+        inputs, outputs = onnx_layout.layout_tensors(graph, specs, options.inputs_as_nchw, options.outputs_as_nchw)
+        layout = {"inputs_as_nchw": inputs or None, "outputs_as_nchw": outputs or None}
+    return run_tf2onnx(graph.graph_def, names, list(graph.outputs), opset, shape_override=graph.shape_override,
+                       **layout)  # fmt: skip
 
 
 def save(onnx: Any, proto: Any, path: str, external: bool, final_path: str) -> None:

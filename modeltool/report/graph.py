@@ -15,7 +15,6 @@ from typing import Any
 
 from modeltool.ir import Graph, Node, display_config, format_shape
 
-
 #: config keys never shown on a node: the nested model's own layers are drawn, not listed
 HIDDEN_KEYS = {"name", "layers", "input_layers", "output_layers", "outputs", "domain"}
 #: how many config entries and characters a node's details keep (the page stays small on 7,000 ops)
