@@ -24,7 +24,8 @@ DISTRIBUTION = "modeltool-tf"
 EXTRAS: dict[str, str] = {
     "tensorflow": "tf",
     "tf2onnx": "tf",
-    "keras": "tf",
+    "keras": "jax",
+    "jax": "jax",
     "tf_keras": "tf",
     "onnxruntime": "ort",
     "ai_edge_litert": "litert",
@@ -42,15 +43,26 @@ def available(name: str) -> bool:
         return False
 
 
+def keras_backend() -> str:
+    """The Keras backend modeltool runs Keras on: the user's `KERAS_BACKEND` when set, else TensorFlow
+    when it is installed (TF-based targets need it), else JAX (the light install: no TensorFlow)."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        return chosen
+    if available("tensorflow") or not available("jax"):
+        return "tensorflow"
+    return "jax"
+
+
 def require(name: str, purpose: str = "") -> ModuleType:
     """Import `name` or raise a MissingDependencyError that says how to install it."""
     top = name.split(".")[0]
-    quiet = top in ("tensorflow", "keras", "tf2onnx", "tf_keras") and top not in sys.modules
+    quiet = top in ("tensorflow", "keras", "tf2onnx", "tf_keras", "jax") and top not in sys.modules
     if quiet:
         # TensorFlow's C++ chatter (oneDNN, the CUDA probe's "failed call to cuInit" when a graph first
         # runs) is noise on a CLI's stderr: modeltool reports what failed itself, in one line.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("KERAS_BACKEND", keras_backend())
     try:
         with quiet_stderr(quiet):
             module = importlib.import_module(name)

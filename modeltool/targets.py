@@ -58,7 +58,7 @@ class TargetSpec:
 TARGETS: dict[Target, TargetSpec] = {
     spec.target: spec
     for spec in (
-        TargetSpec(Target.ONNX, (".onnx",), "modeltool.exporters.onnx:export", True,
+        TargetSpec(Target.ONNX, (".onnx",), "modeltool.exporters.onnx_route:export", True,
                    options=frozenset({"opset", "quantize", "calibration", "calibration_method", "inputs_as_nchw",
                                       "outputs_as_nchw", "optimize"}), description="ONNX"),
         TargetSpec(Target.TFLITE, (".tflite",), "modeltool.exporters.tflite:export", True,

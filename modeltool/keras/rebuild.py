@@ -16,6 +16,7 @@ import inspect
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from types import ModuleType
 from typing import Any
 
@@ -336,7 +337,8 @@ def build(
     if model.config is None:
         raise UnsupportedError(f"{model.path}: {model.format} holds no architecture to rebuild a model from")
     keras = require("keras", "rebuilding the model to convert or run it")
-    require("tensorflow", "rebuilding the model to convert or run it")
+    if keras.backend.backend() == "tensorflow":  # JAX (the light install) needs no TensorFlow
+        require("tensorflow", "rebuilding the model to convert or run it")
     if _is_subclassed(model):
         return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
@@ -355,24 +357,54 @@ def build(
     custom_objects.setdefault("Functional", keras.Model)  # Model.from_config builds functional configs
     custom_objects.setdefault("Sequential", keras.Sequential)
     try:
-        native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
+        with deferred_initialization(keras):
+            native = keras.saving.deserialize_keras_object(cfg, custom_objects=custom_objects, safe_mode=not unsafe)
     except Exception as exc:  # noqa: BLE001 - Keras/TF raise anything from a bad config; report it as such
+        initialize_pending(keras)
         hint = ""
         if unsafe and any("lambda" in n.flags for _, n in model.graph.walk()):  # type: ignore[union-attr]
             hint = "; Lambda bytecode only loads on the Python version that wrote it"
         raise LoadError(f"{model.path}: Keras 3 cannot rebuild this architecture ({_short(exc)}{hint})") from exc
-    if not with_weights:
-        return native
-    if not model.weights and needs_weights(model):
-        raise UnsupportedError(
-            f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
-        )
     try:
-        set_weights(native, model.weights, model.path)
-    except LoadError:
-        if not _load_keras3_weights(native, model):
-            raise
+        if not with_weights:
+            return native
+        if not model.weights and needs_weights(model):
+            raise UnsupportedError(
+                f"{model.path}: architecture without weights; give the weights with --weights-from (JSON/YAML)"
+            )
+        try:
+            set_weights(native, model.weights, model.path)
+        except LoadError:
+            if not _load_keras3_weights(native, model):
+                raise
+    finally:
+        initialize_pending(keras)
     return native
+
+
+def deferred_initialization(keras: Any) -> Any:
+    """On JAX, a scope in which layers are built without running their weights' initializers: each
+    random initializer is compiled by XLA on first use (MobileNetV2: 8 s, for values `set_weights`
+    overwrites at once). This is Keras's own deferred initialization (variables created in a
+    StatelessScope); `initialize_pending` initializes what the weights did not fill. Other backends
+    build as they always did."""
+    if keras.backend.backend() != "jax":
+        return nullcontext()
+    return keras.StatelessScope(initialize_variables=False)
+
+
+def initialize_pending(keras: Any) -> None:
+    """Initialize the variables a deferred build left without a value (seed states, a layer the
+    weights did not cover), the usual way."""
+    if keras.backend.backend() != "jax":
+        return
+    from keras.src.backend.common import global_state
+
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    global_state.set_global_attribute("uninitialized_variables", [])
+    for variable in pending:
+        if getattr(variable, "_value", None) is None:
+            variable._deferred_initialize()  # noqa: SLF001 - Keras's own hook for deferred variables
 
 
 def needs_weights(model: Model) -> bool:

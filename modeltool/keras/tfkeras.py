@@ -33,7 +33,8 @@ def writer_unavailable(model: Model, custom_objects: dict[str, Any] | None = Non
     if generation >= 3:
         return "written by Keras 3: the rebuild is Keras 3 itself"
     if not available("tf_keras"):
-        return "tf_keras (the Keras 2 runtime) is not installed; pip install tf-keras"
+        return ("tf_keras (the Keras 2 runtime) is not installed: the Keras 3 rebuild stands in, with the Keras 1/2 "
+                "meanings modeltool keeps (docs/keras-semantics.md); pip install tf-keras for the writer's own numbers")
     for path, node in model.graph.walk() if model.graph is not None else []:
         if "lambda" in node.flags:
             return f"layer {path!r} is a Lambda: tf_keras would run the file's bytecode"

@@ -1,9 +1,11 @@
 """Keras models (Keras 3 rebuilt from any Keras file by `keras.rebuild`, or tf_keras for the
-writer's own reference) run in inference mode.
+writer's own reference) run in inference mode, on the Keras backend installed (TensorFlow, or JAX
+on the light install without TensorFlow).
 
-Models with channels-first layers run compiled by XLA: TensorFlow's own CPU kernels implement
-NCHW convolutions and pooling only when it is built with oneDNN enabled, which it leaves off on
-AMD and ARM CPUs, while XLA lowers every layout on every CPU. The reference must run anywhere."""
+On TensorFlow, models with channels-first layers run compiled by XLA: TensorFlow's own CPU kernels
+implement NCHW convolutions and pooling only when it is built with oneDNN enabled, which it leaves
+off on AMD and ARM CPUs, while XLA lowers every layout on every CPU. The reference must run anywhere.
+JAX compiles every layout through XLA already."""
 
 from __future__ import annotations
 
@@ -27,8 +29,11 @@ class KerasRunner(Runner):
         super().__init__(label or (ir.path if ir is not None else getattr(native, "name", "keras model")))
         self.native, self.ir = native, ir
         self.runtime = runtime
-        self.xla = has_channels_first(native)
-        self.provider = f"{runtime} on TensorFlow (CPU{', XLA' if self.xla else ''})"
+        self.keras_backend = backend_of(native)
+        # only TensorFlow lacks NCHW CPU kernels; JAX compiles every layout with XLA anyway
+        self.xla = self.keras_backend == "tensorflow" and has_channels_first(native)
+        self.provider = f"{runtime} on {BACKEND_NAMES.get(self.keras_backend, self.keras_backend)} (CPU" + (
+            ", XLA)" if self.xla else ")")  # fmt: skip
         self._call: Any = None
         #: which reference this is and why, when it is one (see keras_reference)
         self.reference: str | None = None
@@ -58,6 +63,8 @@ class KerasRunner(Runner):
                 import tensorflow as tf
 
                 self._call = tf.function(self._call, jit_compile=True)
+            elif self.keras_backend == "jax":
+                self._call = _jax_call(native)
         return self._call
 
 
@@ -80,6 +87,19 @@ class KerasRunner(Runner):
             prefix = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
             out[path] = [prefix + name.split(":")[0].split("@")[0] for call in node.inbound[:1] for name in call]
         return out
+
+
+def _jax_call(native: Any) -> Any:
+    """The model's inference call compiled once by XLA, as Keras's own `predict` runs it on JAX (run
+    op by op, each op is compiled on first use: seconds for a MobileNetV2)."""
+    jax = require("jax")
+    step = jax.jit(lambda trainable, other, x: native.stateless_call(trainable, other, x, training=False)[0])
+
+    def call(x: Any) -> Any:
+        return step([v.value for v in native.trainable_variables], [v.value for v in native.non_trainable_variables],
+                    x)  # fmt: skip
+
+    return call
 
 
 def _layer_outputs(model: Any, x: Any, prefix: str, out: list[tuple[str, Any]], xla: bool) -> None:
@@ -152,6 +172,16 @@ def _inputs_of(model: Any, layer: Any, x: Any, nodes: dict, layers: list, values
         else:
             found.append(xs[min(len(found), len(xs) - 1)])
     return found if len(found) > 1 else found[0]
+
+
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "numpy": "NumPy"}
+
+
+def backend_of(native: Any) -> str:
+    """The backend a Keras model computes on: tf_keras always TensorFlow, Keras 3 its configured one."""
+    if type(native).__module__.startswith("tf_keras"):
+        return "tensorflow"
+    return str(require("keras").backend.backend())
 
 
 def has_channels_first(native: Any) -> bool:

@@ -58,7 +58,8 @@ class KerasSource(Source):
         return self._native
 
     def materialize(self) -> None:
-        self.native  # noqa: B018 - builds it
+        """Nothing yet: `prepared` builds the Keras model for the targets written from it. The direct
+        ONNX route writes from the IR and never needs it (its verification builds the reference)."""
 
     # ---------------------------------------------------------------- boundary and reference
 
@@ -79,7 +80,10 @@ class KerasSource(Source):
 
     def prepared(self, target: Any, options: ConvertOptions, context: ExportContext) -> Source:
         """TFLite builtin ops cannot express Keras 3's RNN while-loop over TensorLists: the model is
-        rebuilt with `unroll=True`, a static loop of builtin ops, which needs fixed timesteps."""
+        rebuilt with `unroll=True`, a static loop of builtin ops, which needs fixed timesteps. Every
+        target but ONNX by the direct route starts from the Keras model: built here (the rebuild step)."""
+        if not (target.value == "onnx" and getattr(options, "via", "auto") != "tf"):
+            self.native  # noqa: B018 - builds it
         if target.value != "tflite" or options.allow_flex or not has_rnn(self.ir) or self.unrolled_from is not None:
             return self
         unrolled = KerasSource(self.ir, self.options, unrolled_from=self)
@@ -184,6 +188,15 @@ def boundary_names(native: Any, ir: Model | None) -> tuple[list[str], list[str]]
             ins = [s.name for s in ir.graph.inputs]
         if len(ir.graph.outputs) == len(outs):
             outs = [s.name for s in ir.graph.outputs]
+    return [_tf_name(n) for n in ins], [_tf_name(n) for n in outs]
+
+
+def ir_boundary_names(ir: Model) -> tuple[list[str], list[str]]:
+    """(input names, output names) from the IR alone, cleaned as `boundary_names` cleans them: what
+    the direct ONNX route names the graph's boundary without building the Keras model."""
+    graph = ir.graph
+    ins = [s.name for s in graph.inputs] if graph is not None else []
+    outs = [s.name for s in graph.outputs] if graph is not None else []
     return [_tf_name(n) for n in ins], [_tf_name(n) for n in outs]
 
 

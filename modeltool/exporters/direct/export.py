@@ -1,0 +1,189 @@
+"""An IR model as an ONNX ModelProto: boundary, graph walk, folds, model.
+
+The inputs and outputs carry the names the source states (as on the TensorFlow route: the IR's
+boundary names, cleaned the same way), a dynamic batch named `batch` and other open dims
+`<name>_dim<i>`; `--input-shape` fixes dims. `inputs_as_nchw` inputs are declared channels-first and
+enter the graph as values already held that way (no transpose); `outputs_as_nchw` outputs leave it so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modeltool.deps import require
+from modeltool.errors import UsageError
+from modeltool.exporters.direct import passes
+from modeltool.exporters.direct.builder import GraphBuilder, Value
+from modeltool.exporters.direct.context import Context, NotCovered, onnx_dtype
+from modeltool.exporters.direct.layout import channels_first_perm, logical, to_perm
+from modeltool.exporters.direct.registry import coverage
+from modeltool.exporters.direct.walk import Walker
+from modeltool.ir import Model
+from modeltool.keras.semantics import refuse_lost_semantics, writer_generation
+from modeltool.options import Shape
+
+#: what the direct route writes by default: onnxruntime 1.17+ and every current runtime read it
+DEFAULT_OPSET = 18
+MIN_OPSET = 13
+
+
+@dataclass
+class Built:
+    """The model and what the report says about it."""
+
+    proto: Any
+    opset: int
+    folds: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> int:
+        return len(self.proto.graph.node)
+
+    def op_types(self) -> list[str]:
+        return sorted({n.op_type for n in self.proto.graph.node})
+
+    def transposes(self) -> int:
+        return sum(1 for n in self.proto.graph.node if n.op_type == "Transpose")
+
+
+def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT_OPSET,
+          input_shapes: dict[str, Shape] | None = None, inputs_as_nchw: tuple[str, ...] = (),
+          outputs_as_nchw: tuple[str, ...] = (), custom: dict[str, Any] | None = None) -> Built:  # fmt: skip
+    """`ir` as ONNX; `names` are the (input, output) names to give the graph's boundary. Raises
+    NotCovered naming the first layer the direct route cannot write."""
+    onnx = require("onnx", "writing ONNX")
+    gaps = coverage(ir, custom)
+    if gaps:
+        raise NotCovered(gaps[0].path, gaps[0].op, gaps[0].reason)
+    assert ir.graph is not None and ir.config is not None
+    if writer_generation(ir) < 3:
+        refuse_lost_semantics(ir.config)  # what no later Keras computes (Keras 1 BatchNormalization modes)
+    in_names, out_names = names
+    _check_layout_names(in_names, out_names, inputs_as_nchw, outputs_as_nchw)
+    shapes = input_shapes or {}
+    unknown = set(shapes) - set(in_names)
+    if unknown:
+        raise UsageError(f"--input-shape: no input named {', '.join(sorted(unknown))}; inputs: {', '.join(in_names)}")
+    builder = GraphBuilder(opset)
+    ctx = Context(builder, writer_generation(ir))
+    walker = Walker(ctx, ir.weights, custom)
+    graph_inputs, values = [], []
+    for spec, name in zip(ir.graph.inputs, in_names):
+        shape = _input_shape(spec.shape, shapes.get(name), name)
+        dtype = str(spec.dtype or "float32")
+        builder.reserve(name)
+        perm = channels_first_perm(len(shape)) if name in inputs_as_nchw else None
+        if perm is not None and len(shape) < 3:
+            raise UsageError(f"--inputs-as-nchw {name}: the input has rank {len(shape)}; only inputs of rank 3 or "
+                             "more have a channels axis to move")  # fmt: skip
+        value = Value(name, tuple(shape), dtype, perm)
+        values.append(value)
+        graph_inputs.append(_value_info(onnx, name, value.physical_shape, dtype, name))
+    outs = walker.graph(ir.graph, ir.config, values)
+    graph_outputs, final = [], []
+    for value, name in zip(outs, out_names):
+        if name in outputs_as_nchw:
+            if value.rank < 3:
+                raise UsageError(f"--outputs-as-nchw {name}: the output has rank {value.rank}; only outputs of rank "
+                                 "3 or more have a channels axis to move")  # fmt: skip
+            value = to_perm(ctx, value, channels_first_perm(value.rank))
+        else:
+            ctx.scope = name
+            value = logical(ctx, value)
+        final.append((value, name))
+    names_out = _name_outputs(builder, ctx, final, in_names)
+    for (value, _), name in zip(final, names_out):
+        graph_outputs.append(_value_info(onnx, name, value.physical_shape, value.dtype, name))
+    folds = passes.run_all(builder, names_out)
+    graph = onnx.helper.make_graph(builder.nodes, ir.graph.name or "model", graph_inputs, graph_outputs,
+                                   initializer=list(builder.initializers.values()))  # fmt: skip
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="modeltool",
+                                   producer_version=_version(), ir_version=_ir_version(onnx, opsets))  # fmt: skip
+    return Built(proto, opset, folds, ctx.notes)
+
+
+def _input_shape(declared: tuple | None, given: Shape | None, name: str) -> list:
+    if declared is None:
+        raise NotCovered(name, "InputLayer", "the input's rank is unknown")
+    if given is None:
+        return list(declared)
+    if len(given) != len(declared):
+        raise UsageError(f"--input-shape {name}: rank {len(given)} given, the model input has rank {len(declared)} "
+                         f"{tuple(declared)}")  # fmt: skip
+    for d, g in zip(declared, given):
+        if d is not None and g is not None and d != g:
+            raise UsageError(f"--input-shape {name}: {tuple(given)} contradicts the model's {tuple(declared)}")
+    return [g if g is not None else d for d, g in zip(declared, given)]
+
+
+def _check_layout_names(ins: list[str], outs: list[str], nchw_in: tuple[str, ...], nchw_out: tuple[str, ...]) -> None:
+    for name in nchw_in:
+        if name not in ins:
+            raise UsageError(f"--inputs-as-nchw {name}: no input named so; inputs: {', '.join(ins)}")
+    for name in nchw_out:
+        if name not in outs:
+            raise UsageError(f"--outputs-as-nchw {name}: no output named so; outputs: {', '.join(outs)}")
+
+
+def _name_outputs(builder: GraphBuilder, ctx: Context, final: list[tuple[Value, str]], inputs: list[str]) -> list[str]:
+    """Give each output tensor its user-facing name: the producing node writes it under that name,
+    or an Identity does (a graph input passed through, a tensor that is two outputs)."""
+    renamed: dict[str, str] = {}
+    names = []
+    for value, name in final:
+        node = builder.producer.get(value.name)
+        if node is not None and value.name not in renamed and name not in builder.initializers and name not in inputs:
+            renamed[value.name] = _rename_everywhere(builder, value.name, name)
+            names.append(renamed[value.name])
+            continue
+        ctx.scope = ""
+        out = builder.node("Identity", [renamed.get(value.name, value.name)], "", 1)[0]
+        names.append(_rename_everywhere(builder, out, name if name not in inputs else f"{name}_out"))
+    return names
+
+
+def _rename_everywhere(builder: GraphBuilder, old: str, new: str) -> str:
+    if old == new:
+        return new
+    if new in builder.producer:
+        new = builder.unique(new)
+    else:
+        builder.reserve(new)
+    for node in builder.nodes:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+                builder.producer[new] = node
+    builder.producer.pop(old, None)
+    return new
+
+
+def _value_info(onnx: Any, name: str, shape: tuple, dtype: str, prefix: str) -> Any:
+    dims = [d if d is not None else ("batch" if i == 0 else f"{prefix}_dim{i}") for i, d in enumerate(shape)]
+    return onnx.helper.make_tensor_value_info(name, onnx_dtype(dtype), dims)
+
+
+def _ir_version(onnx: Any, opsets: list) -> int:
+    """The oldest IR version that carries the opset (what runtimes read most widely)."""
+    return int(onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True))
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("modeltool-tf")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a source checkout)
+        return "0"
+
+
+def weight_bytes(proto: Any) -> int:
+    return sum(len(t.raw_data) or np.asarray(t.float_data).nbytes for t in proto.graph.initializer)

@@ -1,0 +1,241 @@
+"""Recurrent layers as ONNX's own recurrent ops: SimpleRNN -> RNN, LSTM -> LSTM, GRU -> GRU (also
+the Keras 2 CuDNNLSTM/CuDNNGRU, which compute the same with tanh/sigmoid), and Bidirectional as one
+op with direction 'bidirectional'.
+
+Gate order: Keras's LSTM kernels are (i, f, c, o), ONNX's (i, o, f, c); GRU's (z, r, h) are the same
+in both, `reset_after=True` being ONNX's `linear_before_reset=1` with the recurrent bias kept apart.
+The activations are the layer's own (ONNX names them per gate), the Keras 1/2 hard sigmoid included.
+Initial states (`initial_state=` or Keras 2's `[x, h, c]` call) feed the op; `return_state` returns
+its final states. `go_backwards` outputs the steps in processing order, as Keras does.
+
+Values between recurrent layers are held time-major (ONNX's sequence layout), so a stack of recurrent
+layers has no transposes between them. A mask reaching a recurrent layer (Masking,
+Embedding(mask_zero=True)) is refused: ONNX's ops skip only trailing steps (`sequence_lens`), Keras
+any step; `stateful=True` is refused too (the state would have to persist between calls).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modeltool.exporters.direct.activations import RNN_ACTIVATIONS, activation_name
+from modeltool.exporters.direct.builder import Value
+from modeltool.exporters.direct.context import Context, Layer
+from modeltool.exporters.direct.layout import to_perm
+from modeltool.ir import Weight
+
+#: Keras class -> (ONNX op, gates)
+KINDS = {"SimpleRNN": ("RNN", 1), "LSTM": ("LSTM", 4), "GRU": ("GRU", 3), "CuDNNLSTM": ("LSTM", 4),
+         "CuDNNGRU": ("GRU", 3)}  # fmt: skip
+#: Keras LSTM gate blocks (i, f, c, o) in ONNX's order (i, o, f, c)
+LSTM_ORDER = (0, 3, 1, 2)
+TIME_MAJOR = (1, 0, 2)
+INT64_MIN = np.iinfo(np.int64).min
+
+
+def cell_config(cls: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config a CuDNN layer computes with (the portable layer's), others as they are."""
+    if cls == "CuDNNLSTM":
+        return {**cfg, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}
+    if cls == "CuDNNGRU":
+        return {**cfg, "activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True, "use_bias": True}
+    return cfg
+
+
+def check(cls: str, cfg: dict[str, Any], layer: Layer) -> None:
+    """Refuse what ONNX's recurrent ops cannot compute as Keras does."""
+    if cfg.get("stateful"):
+        raise layer.refuse("stateful=True: the state would have to persist between calls")
+    for key in ("activation", "recurrent_activation"):
+        if key == "recurrent_activation" and cls in ("SimpleRNN",):
+            continue
+        name = activation_name(cfg.get(key, "sigmoid" if key == "recurrent_activation" else "tanh"), layer.generation)
+        if name not in RNN_ACTIVATIONS:
+            raise layer.refuse(f"{key}={name!r} is not an activation ONNX's {KINDS[cls][0]} op computes")
+
+
+def _activations(cls: str, cfg: dict[str, Any], generation: int) -> list[tuple[str, float | None, float | None]]:
+    act = RNN_ACTIVATIONS[activation_name(cfg.get("activation", "tanh"), generation)]
+    if cls == "SimpleRNN":
+        return [act]
+    gate = RNN_ACTIVATIONS[activation_name(cfg.get("recurrent_activation", "sigmoid"), generation)]
+    return [gate, act, act] if KINDS[cls][0] == "LSTM" else [gate, act]
+
+
+def _keras_arrays(layer: Layer, cls: str, cfg: dict, weights: list[Weight], in_dim: int) -> list[np.ndarray]:
+    """(kernel, recurrent_kernel, bias or None) of one direction in Keras 3's layout; CuDNN layouts
+    converted here, where the CuDNN layer becomes an LSTM/GRU (as the rebuild converts them)."""
+    from modeltool.keras.legacy_arrays import convert_layer_arrays
+
+    units, (_, gates) = int(cfg["units"]), KINDS[cls]
+    by_role = {w.role: np.asarray(w.value()) for w in weights}
+    if "kernel" not in by_role or "recurrent_kernel" not in by_role:
+        raise layer.refuse(f"expected kernel and recurrent_kernel, the file has {sorted(by_role)}")
+    arrays = [by_role["kernel"], by_role["recurrent_kernel"]] + ([by_role["bias"]] if "bias" in by_role else [])
+    if cls.startswith("CuDNN"):
+        bias_shape = (2, gates * units) if cls == "CuDNNGRU" else (gates * units,)
+        expected = [(in_dim, gates * units), (units, gates * units), bias_shape]
+        arrays = convert_layer_arrays(cls.removeprefix("CuDNN"), arrays, expected, layer.path, "")
+    kernel, recurrent = arrays[0], arrays[1]
+    bias = arrays[2] if len(arrays) > 2 and cfg.get("use_bias", True) else None
+    return [kernel.astype(np.float32), recurrent.astype(np.float32), None if bias is None else bias.astype(np.float32)]
+
+
+def _onnx_arrays(cls: str, cfg: dict, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray | None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """W (gates*H, F), R (gates*H, H), B (2*gates*H,) of one direction, in ONNX's gate order."""
+    op, gates = KINDS[cls]
+    units = recurrent.shape[0]
+    input_bias = np.zeros(gates * units, np.float32)
+    recurrent_bias = np.zeros(gates * units, np.float32)
+    if bias is not None:
+        if bias.ndim == 2:  # GRU reset_after: (input bias, recurrent bias)
+            input_bias, recurrent_bias = bias[0], bias[1]
+        else:
+            input_bias = bias
+    if op == "LSTM":
+
+        def order(a: np.ndarray) -> np.ndarray:
+            blocks = np.split(a, 4, axis=-1)
+            return np.concatenate([blocks[i] for i in LSTM_ORDER], axis=-1)
+
+        kernel, recurrent, input_bias, recurrent_bias = map(order, (kernel, recurrent, input_bias, recurrent_bias))
+    return kernel.T, recurrent.T, np.concatenate([input_bias, recurrent_bias])
+
+
+def _direction_weights(layer: Layer) -> tuple[list[Weight], list[Weight]]:
+    """A Bidirectional layer's weights split into (forward, backward)."""
+    back = [w for w in layer.weights if "backward" in w.name]
+    if back:
+        return [w for w in layer.weights if "backward" not in w.name], back
+    half = len(layer.weights) // 2
+    return layer.weights[:half], layer.weights[half:]
+
+
+def _op(ctx: Context, layer: Layer, cls: str, cfgs: list[dict], weight_sets: list[list[Weight]],
+        x: Value, states: list[Value], direction: str) -> list[str]:  # fmt: skip
+    """One ONNX recurrent op over time-major `x`; returns (Y, Y_h[, Y_c])."""
+    op, gates = KINDS[cls]
+    in_dim = x.shape[-1]
+    if in_dim is None:
+        raise layer.refuse("the feature size of the input is unknown")
+    per_dir = [_onnx_arrays(cls, c, *_keras_arrays(layer, cls, c, w, in_dim)) for c, w in zip(cfgs, weight_sets)]
+    units = int(cfgs[0]["units"])
+    if any(int(c["units"]) != units for c in cfgs):
+        raise layer.refuse("forward and backward layers of different sizes")
+    w, r, b = (np.stack([d[i] for d in per_dir]) for i in range(3))
+    acts = [a for c in cfgs for a in _activations(cls, c, layer.generation)]
+    attrs: dict[str, Any] = {"hidden_size": units, "direction": direction, "activations": [a[0] for a in acts]}
+    alphas = [a[1] for a in acts if a[1] is not None]
+    betas = [a[2] for a in acts if a[2] is not None]
+    if alphas:
+        attrs["activation_alpha"] = [float(a) for a in alphas]
+    if betas:
+        attrs["activation_beta"] = [float(v) for v in betas]
+    if op == "GRU":
+        attrs["linear_before_reset"] = int(bool(cfgs[0].get("reset_after", True)))
+    n_states = 2 if op == "LSTM" else 1
+    initial = [""] * n_states
+    if states:
+        if len(states) != n_states * len(cfgs):
+            raise layer.refuse(f"{len(states)} initial states for {len(cfgs)} direction(s) of {op}")
+        for k in range(n_states):
+            parts = [ctx.unsqueeze(states[d * n_states + k].name, [0]) for d in range(len(cfgs))]
+            initial[k] = parts[0] if len(parts) == 1 else ctx.op("Concat", parts, axis=0)
+    inputs = [x.name, ctx.const(w, "W"), ctx.const(r, "R"), ctx.const(b, "B"), "", *initial]
+    while inputs and inputs[-1] == "":
+        inputs.pop()
+    return ctx.ops(op, inputs, 1 + n_states, **attrs)
+
+
+def _time_major(ctx: Context, layer: Layer, x: Value) -> Value:
+    if x.rank != 3:
+        raise layer.refuse(f"a rank-{x.rank} input (recurrent layers take (batch, time, features))")
+    if x.mask is not None:
+        raise layer.refuse("a mask (Masking / Embedding(mask_zero=True)) reaches it: ONNX's recurrent ops skip "
+                           "only trailing steps, Keras any masked step")
+    return to_perm(ctx, x, TIME_MAJOR)
+
+
+def recurrent(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    cls = layer.cls
+    cfg = cell_config(cls, layer.config)
+    check(cls, cfg, layer)
+    x = _time_major(ctx, layer, inputs[0])
+    backwards = bool(cfg.get("go_backwards"))
+    outs = _op(ctx, layer, cls, [cfg], [layer.weights], x, inputs[1:], "reverse" if backwards else "forward")
+    units, batch, steps = int(cfg["units"]), x.shape[0], x.shape[1]
+    if cfg.get("return_sequences"):
+        y = ctx.squeeze(outs[0], [1])
+        if backwards:  # Keras keeps the processing order; ONNX aligns outputs with the input steps
+            y = ctx.op("Slice", [y, ctx.ints([-1]), ctx.ints([INT64_MIN]), ctx.ints([0]), ctx.ints([-1])])
+        result = Value(y, (batch, steps, units), "float32", TIME_MAJOR)
+    else:
+        result = Value(ctx.squeeze(outs[1], [0]), (batch, units), "float32")
+    if not cfg.get("return_state"):
+        return [result]
+    return [result] + [Value(ctx.squeeze(s, [0]), (batch, units), "float32") for s in outs[1:]]
+
+
+def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    cfg = layer.config
+    inner = cfg.get("layer") or {}
+    cls = inner.get("class_name")
+    if cls not in KINDS:
+        raise layer.refuse(f"Bidirectional around {cls}")
+    forward = cell_config(cls, inner.get("config") or {})
+    backward_entry = cfg.get("backward_layer")
+    backward = cell_config(cls, backward_entry.get("config") or {}) if isinstance(backward_entry, dict) else forward
+    if isinstance(backward_entry, dict) and backward_entry.get("class_name") != cls:
+        raise layer.refuse("forward and backward layers of different classes")
+    check(cls, forward, layer)
+    check(cls, backward, layer)
+    if forward.get("go_backwards"):
+        raise layer.refuse("a forward layer with go_backwards=True")
+    x = _time_major(ctx, layer, inputs[0])
+    fw, bw = _direction_weights(layer)
+    outs = _op(ctx, layer, cls, [forward, backward], [fw, bw], x, inputs[1:], "bidirectional")
+    units, batch, steps = int(forward["units"]), x.shape[0], x.shape[1]
+    mode = cfg.get("merge_mode", "concat")
+    if forward.get("return_sequences"):
+        merged = _merge_sequences(ctx, layer, outs[0], mode, (batch, steps, units))
+    else:
+        merged = _merge_last(ctx, layer, outs[1], mode, (batch, units))
+    if not forward.get("return_state"):
+        return merged
+    states = []
+    for direction in (0, 1):
+        for s in outs[1:]:
+            picked = ctx.op("Gather", [s, ctx.ints(direction)], axis=0)
+            states.append(Value(picked, (batch, units), "float32"))
+    return merged + states
+
+
+def _merge_sequences(ctx: Context, layer: Layer, y: str, mode: str | None, shape: tuple) -> list[Value]:
+    """Y (T, 2, N, H) merged the Keras way, kept time-major."""
+    batch, steps, units = shape
+    if mode == "concat":
+        moved = ctx.op("Transpose", [y], perm=[0, 2, 1, 3])
+        return [Value(ctx.reshape(moved, [0, 0, -1]), (batch, steps, 2 * units), "float32", TIME_MAJOR)]
+    if mode in ("sum", "ave", "mul"):
+        op = {"sum": "ReduceSum", "ave": "ReduceMean", "mul": "ReduceProd"}[mode]
+        return [Value(ctx.reduce(op, y, [1], False), shape, "float32", TIME_MAJOR)]
+    if mode is None:
+        return [Value(ctx.op("Gather", [y, ctx.ints(d)], axis=1), shape, "float32", TIME_MAJOR) for d in (0, 1)]
+    raise layer.refuse(f"merge_mode={mode!r}")
+
+
+def _merge_last(ctx: Context, layer: Layer, y_h: str, mode: str | None, shape: tuple) -> list[Value]:
+    """Y_h (2, N, H) merged the Keras way."""
+    batch, units = shape
+    if mode == "concat":
+        moved = ctx.op("Transpose", [y_h], perm=[1, 0, 2])
+        return [Value(ctx.reshape(moved, [0, -1]), (batch, 2 * units), "float32")]
+    if mode in ("sum", "ave", "mul"):
+        op = {"sum": "ReduceSum", "ave": "ReduceMean", "mul": "ReduceProd"}[mode]
+        return [Value(ctx.reduce(op, y_h, [0], False), shape, "float32")]
+    if mode is None:
+        return [Value(ctx.op("Gather", [y_h, ctx.ints(d)], axis=0), shape, "float32") for d in (0, 1)]
+    raise layer.refuse(f"merge_mode={mode!r}")

@@ -1,0 +1,193 @@
+"""Which converter writes which layer: one explicit table, resolved when used, and the coverage check.
+
+`CONVERTERS` maps a Keras class (its Keras 3 name; Keras 1/2 names are normalized by the loader) to
+"module:function". Keras 3 operations recorded in functional configs (`x + 3.0`) are keyed
+`ops.<Class>`. A custom class joins through its own `modeltool_onnx` method (docs/convert.md).
+`coverage(ir)` lists, before anything is written, the layers the direct route cannot write and why;
+a configuration that turns out unwritable while converting (a mask reaching an LSTM, say) is
+reported the same way by the converter itself (`NotCovered`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modeltool.exporters.direct import activations
+from modeltool.ir import Model
+from modeltool.keras.semantics import writer_generation
+
+P = "modeltool.exporters.direct."
+IDENTITY = P + "core:identity_layer"
+CONVERTERS: dict[str, str] = {
+    **{name: IDENTITY for name in (
+        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+        "AlphaDropout", "ActivityRegularization", "Identity", "RandomFlip", "RandomRotation", "RandomZoom",
+        "RandomContrast", "RandomBrightness", "RandomTranslation")},
+    "Dense": P + "core:dense",
+    "Embedding": P + "core:embedding",
+    "Masking": P + "core:masking",
+    "Flatten": P + "core:flatten",
+    "Reshape": P + "core:reshape",
+    "Permute": P + "core:permute",
+    "RepeatVector": P + "core:repeat_vector",
+    "Rescaling": P + "core:rescaling",
+    "Normalization": P + "core:normalization",
+    "LayerScale": P + "core:layer_scale",
+    "CustomScaleLayer": P + "core:custom_scale",
+    **{f"ops.{name}": P + "core:keras_op" for name in (
+        "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Negative", "Abs",
+        "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Square", "Equal", "NotEqual", "Greater", "GreaterEqual",
+        "Less", "LessEqual", "LogicalAnd", "LogicalOr")},
+    "Activation": P + "activations:activation_layer",
+    "ReLU": P + "activations:relu_layer",
+    "LeakyReLU": P + "activations:leaky_relu_layer",
+    "ELU": P + "activations:elu_layer",
+    "ThresholdedReLU": P + "activations:thresholded_relu_layer",
+    "Softmax": P + "activations:softmax_layer",
+    "PReLU": P + "activations:prelu_layer",
+    **{f"Conv{d}D": P + "conv:conv" for d in (1, 2, 3)},
+    **{f"Conv{d}DTranspose": P + "conv:conv_transpose" for d in (1, 2, 3)},
+    "DepthwiseConv1D": P + "conv:depthwise",
+    "DepthwiseConv2D": P + "conv:depthwise",
+    "SeparableConv1D": P + "conv:separable",
+    "SeparableConv2D": P + "conv:separable",
+    **{f"{kind}Pooling{d}D": P + "pooling:pooling" for kind in ("Max", "Average") for d in (1, 2, 3)},
+    **{f"Global{kind}Pooling{d}D": P + "pooling:global_pooling" for kind in ("Max", "Average") for d in (1, 2, 3)},
+    **{f"ZeroPadding{d}D": P + "spatial:zero_padding" for d in (1, 2, 3)},
+    **{f"Cropping{d}D": P + "spatial:cropping" for d in (1, 2, 3)},
+    **{f"UpSampling{d}D": P + "spatial:upsampling" for d in (1, 2, 3)},
+    "Resizing": P + "spatial:resizing",
+    "BatchNormalization": P + "normalization:batch_normalization",
+    "LayerNormalization": P + "normalization:layer_normalization",
+    "GroupNormalization": P + "normalization:group_normalization",
+    "UnitNormalization": P + "normalization:unit_normalization",
+    **{name: P + "merge:elementwise" for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+    "Concatenate": P + "merge:concatenate",
+    "Dot": P + "merge:dot",
+    **{name: P + "recurrent:recurrent" for name in ("SimpleRNN", "LSTM", "GRU", "CuDNNLSTM", "CuDNNGRU")},
+    "Bidirectional": P + "recurrent:bidirectional",
+    "TimeDistributed": P + "wrappers:time_distributed",
+    "MultiHeadAttention": P + "attention:multi_head_attention",
+}  # fmt: skip
+
+#: layers that pass the mask Keras propagates on to what follows (others drop it, as in Keras)
+MASK_PROPAGATING = frozenset({
+    "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Dropout",
+    "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+    "LayerNormalization", "BatchNormalization", "UnitNormalization", "Rescaling", "TimeDistributed",
+})  # fmt: skip
+
+Converter = Callable[..., Any]
+
+
+def key(cls: str, module: str | None) -> str:
+    """The table key of a layer: `ops.<Class>` for a keras.ops operation recorded as a layer."""
+    if module and (module.startswith("keras.src.ops") or module.startswith("keras.ops")):
+        return f"ops.{cls}"
+    return cls
+
+
+def converter(cls: str, module: str | None, custom: dict[str, Any] | None = None) -> Converter | None:
+    """The function writing layers of class `cls`, or None."""
+    hook = _custom_hook(cls, custom)
+    if hook is not None:
+        return hook
+    target = CONVERTERS.get(key(cls, module))
+    if target is None:
+        return None
+    module_name, func = target.split(":")
+    return getattr(importlib.import_module(module_name), func)
+
+
+def _custom_hook(cls: str, custom: dict[str, Any] | None) -> Converter | None:
+    """A user's class with a `modeltool_onnx(ctx, layer, inputs)` method converts itself."""
+    for name, obj in (custom or {}).items():
+        if name.split(">")[-1] == cls.split(">")[-1] and callable(getattr(obj, "modeltool_onnx", None)):
+            return obj.modeltool_onnx
+    return None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A layer the direct route cannot write, and why."""
+
+    path: str
+    op: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"layer {self.path!r} ({self.op}): {self.reason}"
+
+
+def coverage(ir: Model, custom: dict[str, Any] | None = None) -> list[Gap]:
+    """Every layer of `ir` the direct route has no converter for (or not for its configuration, as
+    far as the configuration alone tells), in graph order."""
+    if ir.graph is None or ir.config is None:
+        return [Gap(ir.path, "?", "no architecture in the file")]
+    nodes = ir.graph.nodes
+    if len(nodes) == 1 and "custom" in nodes[0].flags and nodes[0].subgraph is None and not ir.graph.inputs:
+        return [Gap(nodes[0].name, nodes[0].op, "a subclassed model: its layers and their order are Python code "
+                                                "(the TensorFlow route traces it)")]  # fmt: skip
+    generation = writer_generation(ir)
+    modules = raw_modules(ir.config)
+    gaps = []
+    for path, node in ir.graph.walk():
+        if node.subgraph is not None or node.op == "InputLayer":
+            continue
+        reason = _gap(node.op, node.config, modules.get(path), custom, generation)
+        if reason:
+            gaps.append(Gap(path, node.op, reason))
+    return gaps
+
+
+def _gap(cls: str, cfg: dict[str, Any], module: str | None, custom: dict[str, Any] | None, generation: int) -> str:
+    if cls == "Lambda":
+        return "a Lambda layer: its Python code is what it computes (the TensorFlow route runs it)"
+    if converter(cls, module, custom) is None:
+        if any(n.split(">")[-1] == cls.split(">")[-1] for n in custom or {}):
+            return "a custom class without a modeltool_onnx method"
+        return "no direct converter for this class"
+    if _custom_hook(cls, custom) is not None:
+        return ""
+    for wrapped_key in ("layer", "backward_layer"):
+        inner = cfg.get(wrapped_key)
+        if isinstance(inner, dict) and "class_name" in inner:
+            reason = _gap(inner["class_name"], inner.get("config") or {}, None, custom, generation)
+            if reason:
+                return f"wrapped {inner['class_name']}: {reason}"
+    for spec_key in ("activation", "recurrent_activation"):
+        if spec_key in cfg and not activations.covered(cfg[spec_key], generation):
+            return f"{spec_key}={activations.activation_name(cfg[spec_key], generation)!r} has no direct ONNX form"
+    if cfg.get("stateful"):
+        return "stateful=True: the state would have to persist between calls"
+    return ""
+
+
+def raw_modules(model_cfg: dict[str, Any], prefix: str = "") -> dict[str, str | None]:
+    """{layer path: the `module` its config entry names} (Keras 3 configs say where a class lives:
+    `keras.layers` for a layer, `keras.src.ops.numpy` for an operation recorded as a layer)."""
+    out: dict[str, str | None] = {}
+    for entry in raw_layers(model_cfg):
+        name = raw_name(entry)
+        out[prefix + name] = entry.get("module")
+        if isinstance(entry.get("config"), (dict, list)) and raw_layers(entry):
+            out.update(raw_modules(entry, f"{prefix}{name}/"))
+    return out
+
+
+def raw_layers(model_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layer entries of a Sequential (list or dict) or Functional config."""
+    cfg = model_cfg.get("config")
+    if isinstance(cfg, list):
+        return [e for e in cfg if isinstance(e, dict)]
+    if isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
+        return [e for e in cfg["layers"] if isinstance(e, dict)]
+    return []
+
+
+def raw_name(entry: dict[str, Any]) -> str:
+    cfg = entry.get("config")
+    return str(entry.get("name") or (cfg.get("name") if isinstance(cfg, dict) else None) or entry.get("class_name"))
