@@ -32,6 +32,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from modeltool.cli.batch import batch_cmd
     from modeltool.cli.check import check_cmd
     from modeltool.cli.convert import convert_cmd
     from modeltool.cli.diff import diff_cmd
@@ -40,7 +41,7 @@ def _register() -> None:
     from modeltool.cli.transfer import transfer_cmd
     from modeltool.cli.verify import verify_cmd
 
-    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd, extract_cmd, diff_cmd, check_cmd):
+    for command in (inspect_cmd, convert_cmd, verify_cmd, transfer_cmd, extract_cmd, diff_cmd, check_cmd, batch_cmd):
         cli.add_command(command)
 
 
