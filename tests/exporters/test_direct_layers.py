@@ -418,16 +418,82 @@ def test_time_distributed_convolution(tmp_path):
     _check(tmp_path, model, _x(2, 3, 8, 8, 2))
 
 
-def test_masked_recurrent_layer_is_refused_by_name(tmp_path):
+#: token rows with masked steps at the end, at the start, in the middle, and none at all: ONNX's
+#: `sequence_lens` would cover only the first
+TOKENS = np.array([[3, 4, 5, 0, 0, 0], [0, 0, 2, 7, 1, 9], [1, 0, 3, 0, 0, 4], [5, 6, 7, 8, 9, 1]], "int32")
+
+MASKED = {
+    "lstm-last": lambda k: [k.layers.LSTM(4)],
+    "lstm-sequences-stack": lambda k: [k.layers.LSTM(4, return_sequences=True), k.layers.GRU(3)],
+    "lstm-zero-output": lambda k: [k.layers.LSTM(3, return_sequences=True, zero_output_for_mask=True)],
+    "gru-backwards-sequences": lambda k: [k.layers.GRU(3, go_backwards=True, return_sequences=True)],
+    "gru-reset-before-states": lambda k: [k.layers.GRU(3, reset_after=False, return_state=True)],
+    "simple-rnn-into-pooling": lambda k: [k.layers.SimpleRNN(3, return_sequences=True),
+                                          k.layers.GlobalAveragePooling1D()],
+    "bi-lstm-concat-sequences": lambda k: [k.layers.Bidirectional(k.layers.LSTM(3, return_sequences=True))],
+    "bi-gru-sum-last": lambda k: [k.layers.Bidirectional(k.layers.GRU(3), merge_mode="sum")],
+    "bi-lstm-states": lambda k: [k.layers.Bidirectional(k.layers.LSTM(2, return_state=True))],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(MASKED))
+def test_masked_recurrent(case, tmp_path):
+    """A mask skipping any step (Embedding(mask_zero=True)): Keras keeps the states and repeats the
+    previous output at masked steps; the direct file (a Scan) computes the same."""
     import keras
 
-    from modeltool.exporters.direct.context import NotCovered
+    model = _seq(keras, (6,), keras.layers.Embedding(10, 5, mask_zero=True), *MASKED[case](keras), dtype="int32")
+    built = _check(tmp_path, model, TOKENS)
+    assert "Scan" in {n.op_type for n in built.proto.graph.node}
 
-    model = _seq(keras, (5,), keras.layers.Embedding(10, 3, mask_zero=True), keras.layers.LSTM(2, name="masked"),
-                 dtype="int32")  # fmt: skip
-    model.save(tmp_path / "m.keras")
-    with pytest.raises(NotCovered, match="'masked'.*mask"):
-        _direct(tmp_path / "m.keras")
+
+def test_masking_layer_and_initial_states(tmp_path):
+    """Masking on float steps (trailing, leading, middle, every step masked), and a decoder starting
+    from a masked encoder's final states."""
+    import keras
+
+    enc_in, dec_in = keras.Input((5, 3), name="enc"), keras.Input((4, 2), name="dec")
+    masked = keras.layers.Masking()(enc_in)
+    seq = keras.layers.GRU(4, return_sequences=True)(masked)
+    _, h, c = keras.layers.LSTM(4, return_state=True)(masked)
+    dec = keras.layers.LSTM(4, return_sequences=True)(dec_in, initial_state=[h, c])
+    enc = _x(4, 5, 3)
+    enc[0, 3:] = 0.0  # trailing steps masked
+    enc[1, :2] = 0.0  # leading steps masked
+    enc[2, 2] = 0.0  # a step in the middle masked
+    enc[3, :] = 0.0  # every step masked: zero outputs, the initial (zero) states
+    _check(tmp_path, keras.Model([enc_in, dec_in], [seq, dec]), enc, _x(4, 4, 2))
+
+
+def test_keras3_rnn_with_initial_state_runs_unmasked_as_keras_does(tmp_path):
+    """Keras 3 records no mask for an RNN called with `initial_state` after Masking, and runs it
+    unmasked; the direct file follows the config, not the Masking before it."""
+    import keras
+
+    enc_in, dec_in = keras.Input((5, 3), name="enc"), keras.Input((4, 2), name="dec")
+    _, h, c = keras.layers.LSTM(4, return_state=True)(keras.layers.Masking()(enc_in))
+    seq = keras.layers.LSTM(4, return_sequences=True)(keras.layers.Masking()(dec_in), initial_state=[h, c])
+    dec = _x(2, 4, 2)
+    dec[0] = 0.0
+    _check(tmp_path, keras.Model([enc_in, dec_in], seq), _x(2, 5, 3), dec)
+
+
+def test_keras2_masked_lstm_against_tf_keras(tmp_path):
+    """A Keras 2 file (tf_keras writes it): the masked loop is tf_keras's as well."""
+    import tf_keras
+
+    import modeltool
+    from modeltool.exporters.direct.export import build
+    from modeltool.sources.keras import ir_boundary_names
+
+    model = tf_keras.Sequential([tf_keras.Input((6,), dtype="int32"), tf_keras.layers.Embedding(10, 5, mask_zero=True),
+                                 tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(3, return_sequences=True)),
+                                 tf_keras.layers.LSTM(2)])  # fmt: skip
+    path = tmp_path / "k2.h5"
+    model.save(path)
+    ir = modeltool.load(path)
+    got = _run(build(ir, ir_boundary_names(ir)).proto, [TOKENS])[0]
+    np.testing.assert_allclose(got, model(TOKENS, training=False).numpy(), atol=WRITER_ATOL, rtol=WRITER_RTOL)
 
 
 # ---------------------------------------------------------------- attention

@@ -239,6 +239,19 @@ def keras_op(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     return [Value(name, tuple(shape), dtype, lead.perm)]
 
 
+def keras_reduction(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """`keras.ops.any` / `all` over boolean axes (Keras 3 records Masking's step mask as
+    `any(x != mask_value, axis=-1)`): the maximum / minimum of the values as 0/1."""
+    x = logical(ctx, inputs[0])
+    axis = layer.config.get("axis")
+    axes = list(range(x.rank)) if axis is None else [a % x.rank for a in ([axis] if isinstance(axis, int) else axis)]
+    keep = bool(layer.config.get("keepdims", False))
+    as_int = ctx.op("Cast", [x], to=onnx_dtype("int32"))
+    reduced = ctx.reduce("ReduceMax" if layer.cls == "Any" else "ReduceMin", as_int, axes, keep)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
+    return [Value(ctx.op("Cast", [reduced], to=onnx_dtype("bool")), shape, "bool")]
+
+
 def _operands(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Any]:
     tensors = iter(inputs)
     out: list[Any] = []

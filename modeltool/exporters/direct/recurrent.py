@@ -9,9 +9,16 @@ Initial states (`initial_state=` or Keras 2's `[x, h, c]` call) feed the op; `re
 its final states. `go_backwards` outputs the steps in processing order, as Keras does.
 
 Values between recurrent layers are held time-major (ONNX's sequence layout), so a stack of recurrent
-layers has no transposes between them. A mask reaching a recurrent layer (Masking,
-Embedding(mask_zero=True)) is refused: ONNX's ops skip only trailing steps (`sequence_lens`), Keras
-any step; `stateful=True` is refused too (the state would have to persist between calls).
+layers has no transposes between them. `stateful=True` is refused (the state would have to persist
+between calls).
+
+A mask reaching a recurrent layer (Masking, Embedding(mask_zero=True)) may skip any step, not only
+trailing ones (ONNX's `sequence_lens`), so the layer becomes an ONNX `Scan` over the time steps whose
+body runs the same recurrent op on one step and keeps Keras's rule (`backend.rnn`): at a masked step
+the states stay as they were and the output is the previous step's output, or zero with
+`zero_output_for_mask` (which Bidirectional forces on when it returns sequences); the layer's last
+output is the output of its last step. The body holds its own copy of the weights (a subgraph
+reading outer initializers would hide them from the graph's pruning).
 """
 
 from __future__ import annotations
@@ -126,16 +133,7 @@ def _op(ctx: Context, layer: Layer, cls: str, cfgs: list[dict], weight_sets: lis
     if any(int(c["units"]) != units for c in cfgs):
         raise layer.refuse("forward and backward layers of different sizes")
     w, r, b = (np.stack([d[i] for d in per_dir]) for i in range(3))
-    acts = [a for c in cfgs for a in _activations(cls, c, layer.generation)]
-    attrs: dict[str, Any] = {"hidden_size": units, "direction": direction, "activations": [a[0] for a in acts]}
-    alphas = [a[1] for a in acts if a[1] is not None]
-    betas = [a[2] for a in acts if a[2] is not None]
-    if alphas:
-        attrs["activation_alpha"] = [float(a) for a in alphas]
-    if betas:
-        attrs["activation_beta"] = [float(v) for v in betas]
-    if op == "GRU":
-        attrs["linear_before_reset"] = int(bool(cfgs[0].get("reset_after", True)))
+    attrs = _attributes(cls, cfgs, layer.generation, units, direction)
     n_states = 2 if op == "LSTM" else 1
     initial = [""] * n_states
     if states:
@@ -150,13 +148,90 @@ def _op(ctx: Context, layer: Layer, cls: str, cfgs: list[dict], weight_sets: lis
     return ctx.ops(op, inputs, 1 + n_states, **attrs)
 
 
+def _attributes(cls: str, cfgs: list[dict], generation: int, units: int, direction: str) -> dict[str, Any]:
+    """The ONNX recurrent op's attributes for these directions' configs."""
+    acts = [a for c in cfgs for a in _activations(cls, c, generation)]
+    attrs: dict[str, Any] = {"hidden_size": units, "direction": direction, "activations": [a[0] for a in acts]}
+    alphas = [a[1] for a in acts if a[1] is not None]
+    betas = [a[2] for a in acts if a[2] is not None]
+    if alphas:
+        attrs["activation_alpha"] = [float(a) for a in alphas]
+    if betas:
+        attrs["activation_beta"] = [float(v) for v in betas]
+    if KINDS[cls][0] == "GRU":
+        attrs["linear_before_reset"] = int(bool(cfgs[0].get("reset_after", True)))
+    return attrs
+
+
 def _time_major(ctx: Context, layer: Layer, x: Value) -> Value:
     if x.rank != 3:
         raise layer.refuse(f"a rank-{x.rank} input (recurrent layers take (batch, time, features))")
-    if x.mask is not None:
-        raise layer.refuse("a mask (Masking / Embedding(mask_zero=True)) reaches it: ONNX's recurrent ops skip "
-                           "only trailing steps, Keras any masked step")
     return to_perm(ctx, x, TIME_MAJOR)
+
+
+def _masked(ctx: Context, layer: Layer, cls: str, cfg: dict, weights: list[Weight], x: Value, states: list[Value],
+            reverse: bool, aligned: bool, zero_output: bool) -> tuple[str, str, list[str]]:  # fmt: skip
+    """One direction of a masked recurrent layer as a Scan over time-major `x`: (outputs (T, N, H),
+    last output (N, H), final states (N, H) each). `reverse` processes the last step first (Keras's
+    go_backwards); `aligned` stacks the outputs by input step instead of processing order."""
+    helper, tensor = ctx.builder.onnx.helper, ctx.builder.onnx.TensorProto
+    op, _ = KINDS[cls]
+    in_dim, units = x.shape[-1], int(cfg["units"])
+    if in_dim is None:
+        raise layer.refuse("the feature size of the input is unknown")
+    w, r, b = _onnx_arrays(cls, cfg, *_keras_arrays(layer, cls, cfg, weights, in_dim))
+    n_states = 2 if op == "LSTM" else 1
+    if states and len(states) != n_states:
+        raise layer.refuse(f"{len(states)} initial states for {op}")
+    shape = ctx.op("Shape", [x.name])
+    batch = ctx.op("Gather", [shape, ctx.ints([1])], axis=0)
+    dims = ctx.op("Concat", [batch, ctx.ints([units])], axis=0)
+    zeros = ctx.op("ConstantOfShape", [dims], value=helper.make_tensor("zero", tensor.FLOAT, [1], [0.0]))
+    initial = [s.name for s in states] if states else [zeros] * n_states
+    mask = ctx.op("Transpose", [x.mask], perm=[1, 0])  # (T, N), as the steps are scanned
+
+    def info(name: str, elem: int, dims: list) -> Any:
+        return helper.make_tensor_value_info(name, elem, dims)
+
+    numpy_helper = ctx.builder.onnx.numpy_helper
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w[None], "W"), (r[None], "R"), (b[None], "B"),
+             (np.array([0], np.int64), "axis0"), (np.array([1], np.int64), "axis1"), (np.float32(0), "zero"))]
+    state_in = ["h_in", "c_in"][:n_states]
+    nodes = [helper.make_node("Unsqueeze", ["x_t", "axis0"], ["x_step"])]
+    nodes += [helper.make_node("Unsqueeze", [s, "axis0"], [f"{s}_step"]) for s in state_in]
+    outs = ["Y", "Y_h", "Y_c"][: 1 + n_states]
+    nodes.append(helper.make_node(op, ["x_step", "W", "R", "B", "", *(f"{s}_step" for s in state_in)], outs,
+                                  **_attributes(cls, [cfg], layer.generation, units, "forward")))  # fmt: skip
+    nodes.append(helper.make_node("Unsqueeze", ["m_t", "axis1"], ["keep"]))
+    state_out = ["h_out", "c_out"][:n_states]
+    for new, old, out in zip(outs[1:], state_in, state_out):
+        nodes.append(helper.make_node("Squeeze", [new, "axis0"], [f"{new}_new"]))
+        nodes.append(helper.make_node("Where", ["keep", f"{new}_new", old], [out]))
+    nodes.append(helper.make_node("Where", ["keep", "Y_h_new", "zero" if zero_output else "last_in"], ["last_out"]))
+    nodes.append(helper.make_node("Identity", ["last_out"], ["y_t"]))
+    body = helper.make_graph(
+        nodes, f"{layer.path}_step",
+        [info(n, tensor.FLOAT, [None, units]) for n in (*state_in, "last_in")]
+        + [info("x_t", tensor.FLOAT, [None, in_dim]), info("m_t", tensor.BOOL, [None])],
+        [info(n, tensor.FLOAT, [None, units]) for n in (*state_out, "last_out", "y_t")], inits,
+    )  # fmt: skip
+    scanned = ctx.ops("Scan", [*initial, zeros, x.name, mask], n_states + 2, body=body, num_scan_inputs=2,
+                      scan_input_directions=[1, 1] if reverse else None,
+                      scan_output_directions=[1] if reverse and aligned else None)  # fmt: skip
+    return scanned[-1], scanned[n_states], scanned[:n_states]
+
+
+def _masked_recurrent(ctx: Context, layer: Layer, cls: str, cfg: dict, x: Value, states: list[Value]) -> list[Value]:
+    """A recurrent layer a mask reaches (see the module docstring)."""
+    y, last, finals = _masked(ctx, layer, cls, cfg, layer.weights, x, states, bool(cfg.get("go_backwards")),
+                              False, bool(cfg.get("zero_output_for_mask")))  # fmt: skip
+    units, batch, steps = int(cfg["units"]), x.shape[0], x.shape[1]
+    if cfg.get("return_sequences"):
+        result = Value(y, (batch, steps, units), "float32", TIME_MAJOR, mask=x.mask)
+    else:
+        result = Value(last, (batch, units), "float32")
+    extra = [Value(s, (batch, units), "float32") for s in finals] if cfg.get("return_state") else []
+    return [result, *extra]
 
 
 def recurrent(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
@@ -164,6 +239,8 @@ def recurrent(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     cfg = cell_config(cls, layer.config)
     check(cls, cfg, layer)
     x = _time_major(ctx, layer, inputs[0])
+    if x.mask is not None:
+        return _masked_recurrent(ctx, layer, cls, cfg, x, inputs[1:])
     backwards = bool(cfg.get("go_backwards"))
     outs = _op(ctx, layer, cls, [cfg], [layer.weights], x, inputs[1:], "reverse" if backwards else "forward")
     units, batch, steps = int(cfg["units"]), x.shape[0], x.shape[1]
@@ -196,6 +273,8 @@ def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
         raise layer.refuse("a forward layer with go_backwards=True")
     x = _time_major(ctx, layer, inputs[0])
     fw, bw = _direction_weights(layer)
+    if x.mask is not None:
+        return _masked_bidirectional(ctx, layer, cls, (forward, backward), (fw, bw), x, inputs[1:])
     outs = _op(ctx, layer, cls, [forward, backward], [fw, bw], x, inputs[1:], "bidirectional")
     units, batch, steps = int(forward["units"]), x.shape[0], x.shape[1]
     mode = cfg.get("merge_mode", "concat")
@@ -211,6 +290,29 @@ def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
             picked = ctx.op("Gather", [s, ctx.ints(direction)], axis=0)
             states.append(Value(picked, (batch, units), "float32"))
     return merged + states
+
+
+def _masked_bidirectional(ctx: Context, layer: Layer, cls: str, cfgs: tuple[dict, dict],
+                          weights: tuple[list[Weight], list[Weight]], x: Value,
+                          states: list[Value]) -> list[Value]:  # fmt: skip
+    """Bidirectional over a masked input: one Scan per direction, the backward one's outputs stacked by
+    input step (as Keras reverses them back), merged as the unmasked op's outputs are."""
+    forward = cfgs[0]
+    sequences = bool(forward.get("return_sequences"))
+    half = len(states) // 2
+    runs = [_masked(ctx, layer, cls, cfg, w, x, list(s), reverse, True, sequences)
+            for cfg, w, s, reverse in zip(cfgs, weights, (states[:half], states[half:]), (False, True))]  # fmt: skip
+    units, batch, steps = int(forward["units"]), x.shape[0], x.shape[1]
+    mode = layer.config.get("merge_mode", "concat")
+    if sequences:
+        y = ctx.op("Concat", [ctx.unsqueeze(run[0], [1]) for run in runs], axis=1)  # (T, 2, N, H)
+        merged = [v.but(mask=x.mask) for v in _merge_sequences(ctx, layer, y, mode, (batch, steps, units))]
+    else:
+        last = ctx.op("Concat", [ctx.unsqueeze(run[1], [0]) for run in runs], axis=0)  # (2, N, H)
+        merged = _merge_last(ctx, layer, last, mode, (batch, units))
+    if not forward.get("return_state"):
+        return merged
+    return merged + [Value(s, (batch, units), "float32") for run in runs for s in run[2]]
 
 
 def _merge_sequences(ctx: Context, layer: Layer, y: str, mode: str | None, shape: tuple) -> list[Value]:

@@ -41,6 +41,8 @@ CONVERTERS: dict[str, str] = {
         "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Negative", "Abs",
         "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Square", "Equal", "NotEqual", "Greater", "GreaterEqual",
         "Less", "LessEqual", "LogicalAnd", "LogicalOr")},
+    "ops.Any": P + "core:keras_reduction",
+    "ops.All": P + "core:keras_reduction",
     "Activation": P + "activations:activation_layer",
     "ReLU": P + "activations:relu_layer",
     "LeakyReLU": P + "activations:leaky_relu_layer",

@@ -83,6 +83,10 @@ class Walker:
                               f"{weights_prefix}{node.name}/")  # fmt: skip
         args, kwargs = call_arguments(entry, call)
         probe = Layer(path, "", node.op, node.config, self.ctx.generation, args=args, kwargs=kwargs)
+        if self.ctx.generation >= 3 and entry.get("inbound_nodes"):
+            # a Keras 3 functional model passes masks only as the call's recorded `mask=` (it records
+            # none for an RNN called with `initial_state`, and runs that RNN unmasked)
+            inputs = [v.but(mask=None) if v.mask is not None else v for v in inputs]
         inputs = self._masks_attached(probe.slots(), inputs)
         info = keras_layers.infer(node.op, node.config, [v.shape for v in inputs])
         shapes = info.output_shapes if info is not None and info.output_shapes != [None] else (
