@@ -96,8 +96,24 @@ def test_auto_takes_the_direct_route_and_says_why(tmp_path):
 
 
 def test_auto_falls_back_to_tensorflow_naming_the_layer(tmp_path):
-    """A masked LSTM (Embedding(mask_zero=True)): ONNX's LSTM skips only trailing steps, so the
-    direct route refuses it by name and auto converts through TensorFlow."""
+    """A ConvLSTM2D (no direct converter): the direct route refuses it by name and auto converts
+    through TensorFlow."""
+    import keras
+
+    inp = keras.Input((3, 6, 6, 2), name="frames")
+    out = keras.layers.ConvLSTM2D(2, 3, name="conv_lstm")(inp)
+    keras.Model(inp, out).save(tmp_path / "m.keras")
+    report = convert(tmp_path / "m.keras", str(tmp_path / "m.onnx"), _options())
+    assert report.details["route"] == "tf" and report.passed, report.render()
+    assert "conv_lstm" in report.details["route_reason"] and "ConvLSTM2D" in report.details["route_reason"]
+    proc = run_cli("convert", tmp_path / "m.keras", tmp_path / "d.onnx", "--via", "direct")
+    assert proc.returncode == 2 and "conv_lstm" in proc.stderr and "--via tf" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "d.onnx").exists()
+
+
+def test_masked_lstm_converts_directly_and_verifies(tmp_path):
+    """Embedding(mask_zero=True) into an LSTM: a Scan on the direct route, verified by convert
+    against Keras, and the same numbers as the TensorFlow route's file."""
     import keras
 
     inp = keras.Input((6,), dtype="int32", name="tokens")
@@ -105,11 +121,13 @@ def test_auto_falls_back_to_tensorflow_naming_the_layer(tmp_path):
     out = keras.layers.LSTM(3, name="masked_lstm")(x)
     keras.Model(inp, out).save(tmp_path / "m.keras")
     report = convert(tmp_path / "m.keras", str(tmp_path / "m.onnx"), _options())
-    assert report.details["route"] == "tf" and report.passed, report.render()
-    assert "masked_lstm" in report.details["route_reason"] and "mask" in report.details["route_reason"]
-    proc = run_cli("convert", tmp_path / "m.keras", tmp_path / "d.onnx", "--via", "direct")
-    assert proc.returncode == 2 and "masked_lstm" in proc.stderr and "--via tf" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "d.onnx").exists()
+    assert report.details["route"] == "direct" and report.passed and report.written, report.render()
+    tf = convert(tmp_path / "m.keras", str(tmp_path / "t.onnx"), _options(via="tf"))
+    assert tf.passed, tf.render()
+    tokens = np.array([[3, 4, 0, 0, 0, 0], [0, 2, 0, 5, 6, 0]], "int32")
+    a, b = _onnx_outputs(str(tmp_path / "m.onnx"), {"tokens": tokens}), _onnx_outputs(str(tmp_path / "t.onnx"),
+                                                                                     {"tokens": tokens})  # fmt: skip
+    np.testing.assert_allclose(a[0], b[0], atol=WRITER_ATOL, rtol=WRITER_RTOL)
 
 
 def test_graph_sources_take_the_tensorflow_route(tmp_path):
