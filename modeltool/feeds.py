@@ -108,3 +108,28 @@ def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:
         else:
             raise UsageError(f"{path}: no array for input {spec.name!r} (arrays: {', '.join(keys)})")
     return feed
+
+
+#: random calibration samples when the user gives none (TFLite and ONNX int8 alike)
+CALIBRATION_SAMPLES = 32
+RANDOM_CALIBRATION_WARNING = (
+    "int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
+    "reflect real data and accuracy on real inputs may be poor"
+)
+
+
+def calibration_feeds(
+    path: str | None, specs: list[TensorSpec], ir: Model | None, seed: int, shapes: dict | None = None
+) -> tuple[list[Feed], str, bool]:
+    """(one feed per sample, batch 1, keyed by input name; a description; whether it is random).
+    The user's `--calibration` .npz (first axis = samples) when given, else seeded random inputs,
+    which the caller must warn about: ranges calibrated on noise say nothing of real data."""
+    if path:
+        feed = npz_feed(path, specs)
+        n = min(len(v) for v in feed.values())
+        if n == 0:
+            raise UsageError(f"{path}: the calibration arrays hold no samples (first axis is 0)")
+        samples = [{s.name: feed[s.name][i : i + 1].astype(s.dtype or "float32") for s in specs} for i in range(n)]
+        return samples, f"{os.path.basename(path)} ({n} samples)", False
+    samples = [random_feed(specs, ir=ir, seed=seed + i, batch=1, shapes=shapes) for i in range(CALIBRATION_SAMPLES)]
+    return samples, f"random ({CALIBRATION_SAMPLES} samples)", True

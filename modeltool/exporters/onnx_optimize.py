@@ -29,10 +29,7 @@ def optimize(onnx: Any, proto: Any, external: bool) -> Any:
     ort = require("onnxruntime", "optimizing ONNX models (--optimize)")
     with tempfile.TemporaryDirectory(prefix="modeltool-optimize-") as tmp:
         src, dst = os.path.join(tmp, "in.onnx"), os.path.join(tmp, "out.onnx")
-        if external:
-            onnx.save_model(proto, src, save_as_external_data=True, all_tensors_to_one_file=True, location="in.data")
-        else:
-            onnx.save_model(proto, src)
+        save_for_onnxruntime(onnx, proto, src, external)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -59,3 +56,13 @@ def _keep_metadata(before: Any, after: Any) -> None:
         after.doc_string = before.doc_string
     del after.metadata_props[:]
     after.metadata_props.extend(before.metadata_props)
+
+
+def save_for_onnxruntime(onnx: Any, proto: Any, path: str, external: bool) -> None:
+    """`proto` written to `path` for one of onnxruntime's offline tools, which read files, not
+    protos; weights beside it (`<stem>.data`) when they would pass protobuf's 2 GB limit."""
+    if external:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True, location=f"{stem}.data")
+    else:
+        onnx.save_model(proto, path)

@@ -31,6 +31,7 @@ import numpy as np
 
 from modeltool.deps import quiet_stderr, require
 from modeltool.errors import UnsupportedError, UsageError
+from modeltool.exporters.onnx_optimize import save_for_onnxruntime
 from modeltool.ir import Model, TensorSpec
 from modeltool.options import ConvertOptions
 from modeltool.runners.layout import to_channels_first
@@ -39,7 +40,6 @@ from modeltool.sources import ExportContext
 KINDS = ("dynamic", "int8", "float16")
 #: --calibration-method -> onnxruntime's CalibrationMethod
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-CALIBRATION_SAMPLES = 32
 #: ops onnxruntime's static quantization must leave float (see the module docstring)
 KEEP_FLOAT = ("Softmax",)
 #: int8 QDQ with per-channel weights needs QuantizeLinear's `axis` (opset 13); dynamic needs opset 11
@@ -124,10 +124,7 @@ def _onnxruntime_quantize(
     calibration = None
     with tempfile.TemporaryDirectory(prefix="modeltool-quantize-") as tmp:
         src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "quantized.onnx")
-        if external:
-            onnx.save_model(proto, src, save_as_external_data=True, all_tensors_to_one_file=True, location="float.data")
-        else:
-            onnx.save_model(proto, src)
+        save_for_onnxruntime(onnx, proto, src, external)
         common = {"use_external_data_format": external, "weight_type": quantization.QuantType.QInt8}
         try:
             with _quiet():
@@ -171,7 +168,7 @@ def calibration_samples(specs: list[TensorSpec], ir: Model | None, options: Conv
                         context: ExportContext) -> tuple[list[dict[str, np.ndarray]], str]:  # fmt: skip
     """One feed per calibration sample, keyed by input name, in the written file's layout: the
     user's --calibration .npz, else seeded random inputs with a loud warning."""
-    from modeltool.feeds import npz_feed, random_feed
+    from modeltool.feeds import RANDOM_CALIBRATION_WARNING, calibration_feeds
 
     nchw = set(options.inputs_as_nchw)
 
@@ -180,23 +177,10 @@ def calibration_samples(specs: list[TensorSpec], ir: Model | None, options: Conv
             array = np.transpose(array, to_channels_first(array.ndim))
         return np.ascontiguousarray(array)
 
-    if options.calibration:
-        feed = npz_feed(options.calibration, specs)
-        n = min(len(v) for v in feed.values())
-        if n == 0:
-            raise UsageError(f"{options.calibration}: the calibration arrays hold no samples (first axis is 0)")
-        samples = [{s.name: laid_out(s.name, feed[s.name][i : i + 1].astype(s.dtype or "float32")) for s in specs}
-                   for i in range(n)]  # fmt: skip
-        return samples, f"{os.path.basename(options.calibration)} ({n} samples)"
-    context.warnings.append(
-        "int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
-        "reflect real data and accuracy on real inputs may be poor"
-    )
-    samples = []
-    for i in range(CALIBRATION_SAMPLES):
-        feed = random_feed(specs, ir=ir, seed=options.seed + i, batch=1, shapes=options.input_shapes)
-        samples.append({s.name: laid_out(s.name, feed[s.name]) for s in specs})
-    return samples, f"random ({CALIBRATION_SAMPLES} samples)"
+    feeds, source, random = calibration_feeds(options.calibration, specs, ir, options.seed, options.input_shapes)
+    if random:
+        context.warnings.append(RANDOM_CALIBRATION_WARNING)
+    return [{name: laid_out(name, array) for name, array in feed.items()} for feed in feeds], source
 
 
 @contextlib.contextmanager

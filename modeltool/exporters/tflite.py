@@ -9,7 +9,6 @@ number of timesteps (from the model or --input-shape).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +21,6 @@ from modeltool.options import ConvertOptions
 from modeltool.sources import ExportContext, Source
 
 QUANTIZE_MODES = ("float16", "dynamic", "int8")
-CALIBRATION_SAMPLES = 32
 
 
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
@@ -88,23 +86,13 @@ def _quantize(
 def samples_for(
     specs: list[TensorSpec], ir: Model | None, options: ConvertOptions, context: ExportContext
 ) -> tuple[list[list[np.ndarray]], str]:
-    """Representative inputs for int8: the user's --calibration .npz, else seeded random data."""
-    from modeltool.feeds import npz_feed, random_feed
+    """Representative inputs for int8, each a list in input order (what the converter iterates)."""
+    from modeltool.feeds import RANDOM_CALIBRATION_WARNING, calibration_feeds
 
-    if options.calibration:
-        feed = npz_feed(options.calibration, specs)
-        n = min(len(v) for v in feed.values())
-        samples = [[feed[s.name][i : i + 1].astype(s.dtype) for s in specs] for i in range(n)]
-        return samples, f"{os.path.basename(options.calibration)} ({n} samples)"
-    context.warnings.append(
-        "int8 calibrated on RANDOM inputs (no --calibration data.npz): the quantization ranges do not "
-        "reflect real data and accuracy on real inputs may be poor"
-    )
-    samples = []
-    for i in range(CALIBRATION_SAMPLES):
-        feed = random_feed(specs, ir=ir, seed=options.seed + i, batch=1)
-        samples.append([feed[s.name] for s in specs])
-    return samples, f"random ({CALIBRATION_SAMPLES} samples)"
+    feeds, source, random = calibration_feeds(options.calibration, specs, ir, options.seed, options.input_shapes)
+    if random:
+        context.warnings.append(RANDOM_CALIBRATION_WARNING)
+    return [[feed[s.name] for s in specs] for feed in feeds], source
 
 
 def _converter_message(exc: BaseException, options: ConvertOptions) -> str:
