@@ -137,3 +137,40 @@ def test_tensorflow_route_names_the_missing_extra(light_python: Path, tmp_path: 
                 str(tmp_path / "m.onnx"), "--via", "tf")  # fmt: skip
     assert proc.returncode == 2 and "modeltool-tf[tf]" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+
+
+SAVE_UNDER_JAX = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(3)
+inp = keras.Input((8, 8, 3), name="pixels")
+x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+x = keras.layers.BatchNormalization()(x)
+x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(x)
+seq = keras.layers.Reshape((16, 4))(x)
+seq = keras.layers.GRU(5)(seq)
+keras.Model(inp, keras.layers.Dense(3, activation="softmax")(seq)).save(sys.argv[1])
+"""
+
+
+def test_keras_file_saved_under_jax_converts(light_python: Path, tmp_path: Path) -> None:
+    """A `.keras` file written by Keras 3 on JAX converts directly (here, without TensorFlow) and
+    computes what Keras on TensorFlow computes from the same file in this process."""
+    import keras
+
+    src, dst = tmp_path / "jax_model.keras", tmp_path / "jax_model.onnx"
+    saved = _run(light_python, "-c", SAVE_UNDER_JAX, str(src), timeout=300)
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    proc = _run(light_python, "-m", "modeltool", "convert", str(src), str(dst), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["details"]["route"] == "direct"
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")
+    want = np.asarray(keras.saving.load_model(src, compile=False)(x, training=False))
+    session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
