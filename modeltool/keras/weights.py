@@ -76,7 +76,7 @@ def legacy_weights(opener: H5Opener, group: Any, group_path: str, graph: Graph |
     """Weights of a `model_weights` group (or the root of a save_weights file)."""
     names = _decode(group.attrs.get("layer_names", []))
     if not names:
-        names = [k for k in group.keys() if k != "top_level_model_weights"]
+        names = [k for k in group.keys() if isinstance(k, str) and k != "top_level_model_weights"]
     nodes = {n.name: n for n in graph.nodes} if graph is not None else {}
     out: list[Weight] = []
     for lname in names + (["top_level_model_weights"] if "top_level_model_weights" in group else []):
@@ -277,7 +277,7 @@ def _datasets_under(group: Any, path: str) -> list[str]:
 def _k3_rest(opener, root, path: str, owners: list[str], out: list, claimed: set, graph) -> None:
     """Every unclaimed `.../vars/N` dataset, named by the `name` attributes of its owners."""
     group = root[path] if path else root
-    keys = list(group.keys())
+    keys = [k for k in group.keys() if isinstance(k, str)]  # h5py gives bytes for a name that is not UTF-8
     if path == "":
         keys = [k for k in keys if k not in ("optimizer", "metrics")]
     # Keras creates forward_layer before backward_layer; h5py lists them alphabetically.
@@ -289,7 +289,7 @@ def _k3_rest(opener, root, path: str, owners: list[str], out: list, claimed: set
             continue
         if key == "vars":
             obj_key = path.rsplit("/", 1)[-1] if path else ""
-            idx = sorted((k for k in obj.keys() if k.isdigit()), key=int)
+            idx = sorted((k for k in obj.keys() if isinstance(k, str) and k.isdigit()), key=int)
             guess = K3_ROLE_GUESS.get(re.sub(r"_\d+$", "", obj_key))
             roles = guess if guess and len(guess) == len(idx) else [f"var{i}" for i in idx]
             layer = "/".join(owners) or None
