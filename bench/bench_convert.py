@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import run  # noqa: E402
+from measure import publish, run  # noqa: E402
 
 BUILD = """
 import sys, keras
@@ -47,6 +47,18 @@ import sys, keras, tensorflow as tf
 m = keras.models.load_model(sys.argv[1], compile=False)
 open(sys.argv[2], "wb").write(tf.lite.TFLiteConverter.from_keras_model(m).convert())
 """
+
+
+def build(name: str, folder: Path) -> tuple[Path, Path] | None:
+    """`name` (mlp, lstm or a keras.applications model, seed 0) saved as `folder/m.h5` and exported
+    as the SavedModel `folder/sm` the tf2onnx CLI converts; None (said on stderr) when it fails."""
+    folder.mkdir()
+    h5, sm = folder / "m.h5", folder / "sm"
+    built = run([sys.executable, "-c", BUILD, name, str(h5), str(sm)])
+    if built.rc:
+        print(f"{name}: build failed: {built.last_error()}", file=sys.stderr)
+        return None
+    return h5, sm
 
 
 def nodes(path: Path) -> int | None:
@@ -76,12 +88,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             d = Path(tmp) / name
-            d.mkdir()
-            h5, sm = d / "m.h5", d / "sm"
-            built = run([py, "-c", BUILD, name, str(h5), str(sm)])
-            if built.rc:
-                print(f"{name}: build failed: {built.last_error()}", file=sys.stderr)
+            built = build(name, d)
+            if built is None:
                 continue
+            h5, sm = built
             mt = run([py, "-m", "modeltool", "convert", str(h5), str(d / "mt.onnx"), "-q", "--batch", "1"])
             peer = run([py, "-c", PEER_ONNX, str(h5), str(d / "peer.onnx")])
             cli = run([py, "-m", "tf2onnx.convert", "--saved-model", str(sm), "--output", str(d / "cli.onnx")])
@@ -92,9 +102,7 @@ def main() -> int:
             rows.append(f"| {name} | TFLite | {cell(mt)} | {cell(peer)} | - |")
             print(rows[-2] + "\n" + rows[-1], file=sys.stderr)
     table = "\n".join(rows)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    publish(table, args.out)
     return 0
 
 

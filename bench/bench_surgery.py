@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import Run, run  # noqa: E402
+from measure import Run, publish, run  # noqa: E402
 
 WRITE = """
 import os, sys
@@ -86,9 +86,7 @@ def main() -> int:
         "initialized at random by each tool; its bias is zeros in both)",
     ]  # fmt: skip
     table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    publish(table, args.out)
     return 0
 
 

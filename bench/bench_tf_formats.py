@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import Run, run  # noqa: E402
+from measure import Run, publish, run  # noqa: E402
 
 WRITE = """
 import os, sys
@@ -92,9 +92,7 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     table = "\n".join(header + rows)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    publish(table, args.out)
     return 0
 
 

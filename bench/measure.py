@@ -44,3 +44,12 @@ def run(cmd: list[str], timeout: float = 1800, env: dict | None = None) -> Run:
         out.seek(0)
         err.seek(0)
         return Run(proc.returncode, seconds, usage.ru_maxrss / 1024, out.read(), err.read())
+
+
+def publish(table: str, out: str | None) -> None:
+    """Print a finished table, and keep it in `out` (the raw results beside the README's copy)."""
+    print(table)
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(table + "\n")

@@ -1,11 +1,15 @@
 """Sweep: every `keras.applications` model through `modeltool convert` to ONNX and TFLite.
 
     python bench/sweep_applications.py [--only VGG16,ConvNeXtTiny] [--size 64] [--out sweep.md]
+                                       [--targets onnx:direct,onnx:tf,tflite]
 
 Each model is built with `weights=None` at a reduced input size (VGG16/19 at their full 224x224,
 since their classifier's size, and so the memory test, depends on it), saved as `.keras`, then
 converted in a fresh interpreter per target with verification on. Reports per model and target:
-converted, verified, wall time, peak RSS. The goal is every model on this 2-core, 24 GB machine.
+converted, verified, wall time, peak RSS; ONNX cells also the node count and onnxruntime latency
+(one thread, batch 1, median of 20). A target `onnx:ROUTE` converts with `--via ROUTE` (direct: from
+the IR without TensorFlow; tf: tf2onnx), so the two routes are compared model by model.
+The goal is every model on this 2-core, 24 GB machine.
 """
 
 from __future__ import annotations
@@ -36,15 +40,42 @@ def applications() -> list[str]:
     return sorted(n for n in dir(keras.applications) if n[0].isupper())
 
 
+def onnx_figures(path: str) -> str:
+    """", N nodes, L ms": the file's node count and onnxruntime latency (1 thread, batch 1, median of 20)."""
+    import time
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    count = len(onnx.load(path, load_external_data=False).graph.node)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {}
+    for i in session.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        feed[i.name] = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    session.run(None, feed)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return f", {count} nodes, {float(np.median(times)) * 1000:.1f} ms"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=None)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--targets", default="onnx,tflite", help="onnx, onnx:direct, onnx:tf, tflite")
     args = parser.parse_args()
+    targets = args.targets.split(",")
     names = args.only.split(",") if args.only else applications()
     py = sys.executable
-    rows = ["| model | input | params | ONNX | TFLite |", "|---|---|---|---|---|"]
+    rows = ["| model | input | params | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
     results = []
     for name in names:
         size = FULL_SIZE.get(name, max(args.size, MIN_SIZE.get(name, 0)))
@@ -55,9 +86,12 @@ def main() -> int:
                 rows.append(f"| {name} | {size} | - | build failed: {built.last_error()} | |")
                 continue
             cells = []
-            for suffix in (".onnx", ".tflite"):
-                dst = str(Path(tmp) / f"m{suffix}")
-                r = run([py, "-m", "modeltool", "convert", str(src), dst, "--json", "-q", "--batch", "1"])
+            for target in targets:
+                kind, _, route = target.partition(":")
+                suffix = f".{kind}"
+                dst = str(Path(tmp) / f"m_{route or 'auto'}{suffix}")
+                via = ["--via", route] if route else []
+                r = run([py, "-m", "modeltool", "convert", str(src), dst, "--json", "-q", "--batch", "1", *via])
                 try:
                     report = json.loads(r.stdout)
                 except ValueError:
@@ -68,9 +102,10 @@ def main() -> int:
                 if report and report.get("verification"):
                     if any("noise" in o["verdict"] for o in report["verification"]["outputs"]):
                         note = " (within noise floor)"
-                cells.append(f"{status}{note}, {r.seconds:.0f} s, {r.peak_mb / 1024:.1f} GB")
-                results.append({"model": name, "target": suffix[1:], "verified": verified})
-            rows.append(f"| {name} | {size} | {built.stdout.strip()} | {cells[0]} | {cells[1]} |")
+                extra = onnx_figures(dst) if verified and kind == "onnx" else ""
+                cells.append(f"{status}{note}, {r.seconds:.0f} s, {r.peak_mb / 1024:.1f} GB{extra}")
+                results.append({"model": name, "target": target, "verified": verified})
+            rows.append(f"| {name} | {size} | {built.stdout.strip()} | {' | '.join(cells)} |")
             print(rows[-1], file=sys.stderr, flush=True)
     table = "\n".join(rows)
     print(table)
