@@ -40,29 +40,32 @@ def applications() -> list[str]:
     return sorted(n for n in dir(keras.applications) if n[0].isupper())
 
 
-def onnx_figures(path: str) -> str:
-    """", N nodes, L ms": the file's node count and onnxruntime latency (1 thread, batch 1, median of 20)."""
-    import time
-
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    count = len(onnx.load(path, load_external_data=False).graph.node)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    feed = {}
-    for i in session.get_inputs():
-        shape = [d if isinstance(d, int) else 1 for d in i.shape]
-        feed[i.name] = np.random.default_rng(0).standard_normal(shape).astype("float32")
+FIGURES = """
+import sys, time
+import numpy as np, onnx, onnxruntime as ort
+path = sys.argv[1]
+count = len(onnx.load(path, load_external_data=False).graph.node)
+options = ort.SessionOptions()
+options.intra_op_num_threads = options.inter_op_num_threads = 1
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+feed = {i.name: np.random.default_rng(0).standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
+        .astype("float32") for i in session.get_inputs()}
+session.run(None, feed)
+times = []
+for _ in range(20):
+    start = time.perf_counter()
     session.run(None, feed)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return f", {count} nodes, {float(np.median(times)) * 1000:.1f} ms"
+    times.append(time.perf_counter() - start)
+print(f", {count} nodes, {float(np.median(times)) * 1000:.1f} ms")
+"""
+
+
+def onnx_figures(path: str) -> str:
+    """", N nodes, L ms": the file's node count and onnxruntime latency (1 thread, batch 1, median of
+    20), measured in a child process: loaded here, a large model would grow this process, and every
+    later child's peak RSS (counted from the fork) with it."""
+    r = run([sys.executable, "-c", FIGURES, path])
+    return r.stdout.strip() if r.rc == 0 else f", figures failed: {r.last_error()}"
 
 
 def main() -> int:
