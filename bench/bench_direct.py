@@ -13,8 +13,9 @@ For each model (keras.applications, `weights=None`, full 224x224 input, saved as
   tf2onnx CLI             python -m tf2onnx.convert --saved-model (from `model.export`, made beforehand,
                           not counted), not verified
 Every tool runs in a fresh interpreter: wall time (imports included) and the child's peak RSS. Then
-each ONNX file's node count and its onnxruntime latency on this CPU (one thread, batch 1, lowest of
-3 medians of 20 runs), measured here, in this process, on the same input.
+each ONNX file's node count and its onnxruntime latency on this CPU (one thread, batch 1, median of
+20 runs), measured in a child process of its own (so that this process stays small: a child's peak
+RSS counts from the fork).
 """
 
 from __future__ import annotations
@@ -23,39 +24,16 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_convert import build, nodes  # noqa: E402
+from bench_convert import build  # noqa: E402
 from measure import publish, run  # noqa: E402
+from sweep_applications import onnx_figures  # noqa: E402
 
 LIGHT = Path.home() / ".cache" / "modeltool" / f"venv-notf-py{sys.version_info.major}{sys.version_info.minor}"
 #: models the tf2onnx CLI is known to run out of this machine's 24 GB on (README, Conversion)
 CLI_OUT_OF_MEMORY = {"VGG16": "not run: killed at 24 GB (tf2onnx copies every constant through its passes)"}
-
-
-def latency_ms(path: Path) -> float | None:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    i = session.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in i.shape]
-    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
-    session.run(None, {i.name: x})
-    medians = []
-    for _ in range(3):
-        times = []
-        for _ in range(20):
-            start = time.perf_counter()
-            session.run(None, {i.name: x})
-            times.append(time.perf_counter() - start)
-        medians.append(float(np.median(times)))
-    return min(medians) * 1000
 
 
 def cell(r, path: Path, verified_by: str | None) -> str:
@@ -69,7 +47,7 @@ def cell(r, path: Path, verified_by: str | None) -> str:
             what += f", {report['details'].get('route', '?')} route"
         except (ValueError, KeyError):
             what = "?"
-    return f"{r.seconds:.1f} s, {r.peak_mb:.0f} MB, {nodes(path)} nodes, {latency_ms(path):.1f} ms ({what})"
+    return f"{r.seconds:.1f} s, {r.peak_mb:.0f} MB{onnx_figures(str(path))} ({what})"
 
 
 def main() -> int:
