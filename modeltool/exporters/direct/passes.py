@@ -4,7 +4,10 @@
   convolution's kernel and bias (what tf2onnx and every inference runtime do; the numbers change by
   rounding only);
 - `fold_pad`: a zero Pad on the spatial axes before a convolution becomes the convolution's own
-  `pads` (ZeroPadding2D + Conv2D(padding='valid'), as MobileNet and ResNet write a strided 'same').
+  `pads` (ZeroPadding2D + Conv2D(padding='valid'), as MobileNet and ResNet write a strided 'same');
+- `merge_duplicates`: nodes computing the same op with the same attributes on the same inputs become
+  one (NASNet applies `Activation('relu')` and the same pooling to one tensor in several branches;
+  TensorFlow's graph optimizer merges them before tf2onnx sees them, and so does this pass).
 
 Nothing here changes what the graph computes beyond float rounding; the verification checks it.
 """
@@ -109,7 +112,35 @@ def fold_pad(builder: GraphBuilder, outputs: list[str]) -> int:
     return folded
 
 
+def merge_duplicates(builder: GraphBuilder, outputs: list[str]) -> int:
+    """Later copies of a node (same domain, op, inputs and attributes) read the first one's outputs
+    instead; a node writing a graph output is kept. Constants are shared by value when written, so
+    equal inputs have equal names."""
+    protected = set(outputs)
+    first: dict[tuple, object] = {}
+    rename: dict[str, str] = {}
+    kept, merged = [], 0
+    for node in builder.nodes:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+        attributes = tuple(a.SerializeToString() for a in sorted(node.attribute, key=lambda a: a.name))
+        key = (node.domain, node.op_type, tuple(node.input), attributes, len(node.output))
+        original = first.get(key)
+        if original is not None and not protected & set(node.output):
+            for old, new in zip(node.output, original.output):  # type: ignore[attr-defined]
+                rename[old] = new
+                builder.producer.pop(old, None)
+            merged += 1
+            continue
+        first.setdefault(key, node)
+        kept.append(node)
+    builder.nodes = kept
+    return merged
+
+
 PASSES: list[tuple[str, Callable[[GraphBuilder, list[str]], int]]] = [
+    ("duplicate nodes merged", merge_duplicates),
     ("batch normalizations folded into convolutions", fold_batchnorm),
     ("zero paddings folded into convolutions", fold_pad),
 ]
