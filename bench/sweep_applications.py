@@ -2,6 +2,7 @@
 
     python bench/sweep_applications.py [--only VGG16,ConvNeXtTiny] [--size 64] [--out sweep.md]
                                        [--targets onnx:direct,onnx:tf,tflite]
+                                       [--convert-args "--quantize int8 --inputs-as-nchw {input}"]
 
 Each model is built with `weights=None` at a reduced input size (VGG16/19 at their full 224x224,
 since their classifier's size, and so the memory test, depends on it), saved as `.keras`, then
@@ -74,6 +75,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", default=None)
     parser.add_argument("--targets", default="onnx,tflite", help="onnx, onnx:direct, onnx:tf, tflite")
+    parser.add_argument("--convert-args", default="", help="more convert flags, e.g. '--quantize int8 "
+                        "--inputs-as-nchw {input}' ({input}: the model's input name, as inspect shows it)")
     args = parser.parse_args()
     targets = args.targets.split(",")
     names = args.only.split(",") if args.only else applications()
@@ -94,7 +97,12 @@ def main() -> int:
                 suffix = f".{kind}"
                 dst = str(Path(tmp) / f"m_{route or 'auto'}{suffix}")
                 via = ["--via", route] if route else []
-                r = run([py, "-m", "modeltool", "convert", str(src), dst, "--json", "-q", "--batch", "1", *via])
+                extra = args.convert_args.split()
+                if any("{input}" in a for a in extra):
+                    import modeltool
+
+                    extra = [a.replace("{input}", modeltool.load(src).inputs[0].name) for a in extra]
+                r = run([py, "-m", "modeltool", "convert", str(src), dst, "--json", "-q", "--batch", "1", *via, *extra])
                 try:
                     report = json.loads(r.stdout)
                 except ValueError:
