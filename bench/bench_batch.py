@@ -16,7 +16,8 @@ The same manifest then runs, each as one command in a fresh process:
 
 Reported: wall time of each, that the three executions give the same outcome per job, and the per-job
 table of run 2 (status, time, peak memory). The default set is six small applications, since this
-machine has two cores shared with other work; `--all` is the whole sweep.
+machine has two cores shared with other work; `--all` is the whole sweep, and `--runs par,ray,cache`
+picks runs (the sequential one of the whole sweep takes about an hour here).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from measure import run  # noqa: E402
-from sweep_applications import BUILD, FULL_SIZE, MIN_SIZE, applications  # noqa: E402
+from sweep_applications import applications, build_zoo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "MobileNet,MobileNetV2,MobileNetV3Small,EfficientNetB0,DenseNet121,ResNet50"
@@ -74,29 +75,24 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every keras.applications model (the whole sweep)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--runs", default="seq,par,ray,cache",
+                        help="which runs, in order: seq (--jobs 1), par (--jobs 2), ray, cache (par again)")
+    parser.add_argument("--zoo", default=None, help="keep the built models here (reused by a later run)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     names = applications() if args.all else args.models.split(",")
     py = sys.executable
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        zoo = Path(tmp) / "zoo"
-        zoo.mkdir()
-        built = []
-        for name in names:
-            size = FULL_SIZE.get(name, max(args.size, MIN_SIZE.get(name, 0)))
-            b = run([py, "-c", BUILD, name, str(size), str(zoo / f"{name}.keras")])
-            if b.rc:
-                print(f"{name}: build failed: {b.last_error()}", file=sys.stderr)
-                continue
-            built.append(name)
+        zoo = Path(args.zoo or Path(tmp) / "zoo")
+        zoo.mkdir(parents=True, exist_ok=True)
+        built = list(build_zoo(names, args.size, zoo))
         listed = manifest(zoo, built)
-        runs = [("local, sequential (--jobs 1)", ["--jobs", "1"], "seq"),
-                ("local, --jobs 2", ["--jobs", "2"], "par"),
-                ("ray (local instance, 2 CPUs)", ["--executor", "ray"], "ray"),
-                ("local, --jobs 2, again (cache)", ["--jobs", "2"], "par")]  # fmt: skip
-        if args.no_ray:
-            runs.pop(2)
+        every = {"seq": ("local, sequential (--jobs 1)", ["--jobs", "1"], "seq"),
+                 "par": ("local, --jobs 2", ["--jobs", "2"], "par"),
+                 "ray": ("ray (local instance, 2 CPUs)", ["--executor", "ray"], "ray"),
+                 "cache": ("local, --jobs 2, again (cache)", ["--jobs", "2"], "par")}  # fmt: skip
+        runs = [every[r] for r in args.runs.split(",") if not (args.no_ray and r == "ray")]
         reports, rows = (
             {},
             ["| run | wall time | jobs | passed | failed | from the cache |", "|---|---|---|---|---|---|"],

@@ -41,6 +41,30 @@ def applications() -> list[str]:
     return sorted(n for n in dir(keras.applications) if n[0].isupper())
 
 
+def input_size(name: str, size: int) -> int:
+    """The square input side `name` is built at: `size`, raised to the model's minimum, or the full 224
+    for VGG (its classifier's size depends on it)."""
+    return FULL_SIZE.get(name, max(size, MIN_SIZE.get(name, 0)))
+
+
+def build_zoo(names: list[str], size: int, zoo: Path) -> dict[str, str]:
+    """Each model saved as `zoo/NAME.keras` (built in a child process, so its memory goes with it; a file
+    already there is kept, so a zoo is built once for several runs). Returns name -> parameter count
+    ("?" for a kept file) of those built; a build failure is printed and skipped."""
+    built = {}
+    for name in names:
+        path = zoo / f"{name}.keras"
+        if path.exists():
+            built[name] = "?"
+            continue
+        b = run([sys.executable, "-c", BUILD, name, str(input_size(name, size)), str(path)])
+        if b.rc:
+            print(f"{name}: build failed: {b.last_error()}", file=sys.stderr)
+            continue
+        built[name] = b.stdout.strip()
+    return built
+
+
 FIGURES = """
 import sys, time
 import numpy as np, onnx, onnxruntime as ort
@@ -84,7 +108,7 @@ def main() -> int:
     rows = ["| model | input | params | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
     results = []
     for name in names:
-        size = FULL_SIZE.get(name, max(args.size, MIN_SIZE.get(name, 0)))
+        size = input_size(name, args.size)
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / f"{name}.keras"
             built = run([py, "-c", BUILD, name, str(size), str(src)])

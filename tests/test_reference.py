@@ -47,6 +47,9 @@ def test_noise_floor_never_passes_unrelated_outputs():
     huge_floor = 100.0  # a random reference makes its own floor large
     check = compare_arrays(ref, unrelated, TOLERANCES["float32"], huge_floor)
     assert not check["passed"] and check["cosine"] < NOISE_MIN_COSINE
+    assert "noise floor" in check["verdict"] and "chaotic" in check["verdict"]  # says why, not just "differ"
+    far = compare_arrays(ref, unrelated, TOLERANCES["float32"], 1e-3)  # a small floor: plainly different
+    assert not far["passed"] and far["verdict"].startswith("values differ (") and "chaotic" not in far["verdict"]
     close = ref + 1e-3 * rng.standard_normal(100)
     check = compare_arrays(ref, close, TOLERANCES["float32"], 1e-3)
     assert check["passed"] and "noise floor" in check["verdict"] and "cosine" in check["verdict"]
