@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from measure import run  # noqa: E402
 from sweep_applications import applications, build_zoo  # noqa: E402
 
+from modeltool.batch import JobResult  # noqa: E402  (first: a broken install fails before an hour of runs)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "MobileNet,MobileNetV2,MobileNetV3Small,EfficientNetB0,DenseNet121,ResNet50"
 FAULTS = """
@@ -64,8 +66,6 @@ def manifest(zoo: Path, names: list[str]) -> Path:
 
 
 def outcomes(report: dict) -> list[dict]:
-    from modeltool.batch import JobResult
-
     return [JobResult.from_dict(j).outcome() for j in report["jobs"]]
 
 
@@ -75,9 +75,13 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every keras.applications model (the whole sweep)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--no-ray", action="store_true")
-    parser.add_argument("--runs", default="seq,par,ray,cache",
-                        help="which runs, in order: seq (--jobs 1), par (--jobs 2), ray, cache (par again)")
+    parser.add_argument(
+        "--runs",
+        default="seq,par,ray,cache",
+        help="which runs, in order: seq (--jobs 1), par (--jobs 2), ray, cache (par again)",
+    )
     parser.add_argument("--zoo", default=None, help="keep the built models here (reused by a later run)")
+    parser.add_argument("--keep", default=None, help="the runs' output folders and JSON reports go here")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     names = applications() if args.all else args.models.split(",")
@@ -98,8 +102,10 @@ def main() -> int:
             ["| run | wall time | jobs | passed | failed | from the cache |", "|---|---|---|---|---|---|"],
         )
         for label, flags, out in runs:
-            r = run([py, "-m", "modeltool", "batch", "--manifest", str(listed), "--out", str(Path(tmp) / out),
+            work = Path(args.keep or tmp)
+            r = run([py, "-m", "modeltool", "batch", "--manifest", str(listed), "--out", str(work / out),
                      "--json", *flags], timeout=7200)  # fmt: skip
+            (work / f"{out}-{len(reports)}.json").write_text(r.stdout)
             try:
                 report = json.loads(r.stdout)
             except ValueError:
@@ -114,7 +120,7 @@ def main() -> int:
     labels = list(reports)
     same = all(outcomes(reports[label]) == outcomes(reports[labels[0]]) for label in labels[1:])
     jobs = ["| job | status | time | peak memory | reason |", "|---|---|---|---|---|"]
-    par = reports.get("local, --jobs 2", {"jobs": []})
+    par = reports.get("local, --jobs 2") or next(iter(reports.values()), {"jobs": []})
     for j in par["jobs"]:
         jobs.append(f"| {j['job']} | {j['status']} | {j['seconds']:.1f} s | {j['peak_memory'] / 2**30:.2f} GB | "
                     f"{j['reason'][:90]} |")  # fmt: skip

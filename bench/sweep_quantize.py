@@ -1,7 +1,7 @@
 """Sweep: every `keras.applications` model to ONNX with each `--quantize` kind and channels-first input.
 
     python bench/sweep_quantize.py [--only MobileNetV2,ResNet50] [--kinds int8,dynamic,float16]
-                                   [--jobs 2] [--zoo DIR] [--out sweep_quantize.md]
+                                   [--jobs 2] [--zoo DIR] [--keep DIR] [--out sweep_quantize.md]
 
 The models are built as `sweep_applications.py` builds them (`weights=None`, 64x64 input, VGG16/19 at
 224x224) and listed in one manifest, each model once per kind with `--inputs-as-nchw` on its input
@@ -55,7 +55,8 @@ def cell(job: dict, out: Path) -> str:
     parts = [job["status"]]
     if details.get("quantized_weight_bytes"):
         parts.append(f"{details['float_weight_bytes'] / details['quantized_weight_bytes']:.1f}x")
-    cosines = [o["cosine"] for o in (report.get("verification") or {}).get("outputs", []) if o.get("cosine") is not None]
+    outputs = (report.get("verification") or {}).get("outputs", [])
+    cosines = [o["cosine"] for o in outputs if o.get("cosine") is not None]
     if cosines:
         parts.append(f"cos {min(cosines):.5f}")
     if "transposes" in details:
@@ -70,6 +71,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--zoo", default=None, help="keep the built models here (reused by a later run)")
+    parser.add_argument("--keep", default=None, help="the batch's output folder (its cache makes a rerun instant)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     names = args.only.split(",") if args.only else applications()
@@ -79,7 +81,7 @@ def main() -> int:
         zoo.mkdir(parents=True, exist_ok=True)
         built = list(build_zoo(names, args.size, zoo))
         listed = manifest(zoo, built, kinds)
-        out = Path(tmp) / "out"
+        out = Path(args.keep or Path(tmp) / "out")
         r = run([sys.executable, "-m", "modeltool", "batch", "--manifest", str(listed), "--out", str(out),
                  "--jobs", str(args.jobs), "--json"], timeout=4 * 3600)  # fmt: skip
         try:
