@@ -80,6 +80,9 @@ def checked_opset(options: ConvertOptions) -> int:
 def run_tf2onnx(graph_def: Any, input_names: list[str], output_names: list[str], opset: int, **kwargs: Any) -> Any:
     """`tf2onnx.convert.from_graph_def`, its failures as one UnsupportedError line."""
     tf2onnx = require("tf2onnx", "converting to ONNX")
+    from modeltool.exporters.tf2onnx_fixes import vector_scalar_addends
+
+    vector_scalar_addends(graph_def)
     try:
         proto, _ = tf2onnx.convert.from_graph_def(
             graph_def, input_names=input_names, output_names=output_names, opset=opset, **kwargs

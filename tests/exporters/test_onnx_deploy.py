@@ -208,6 +208,46 @@ def test_fully_convolutional_model_has_no_transpose_left(tmp_path):
     np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
 
 
+def test_hard_swish_blocks_keep_no_transpose(tmp_path):
+    """MobileNetV3's blocks (hard-swish, and a squeeze-excite gate whose `x + 3` follows a convolution
+    that tf2onnx sees without its bias) once made tf2onnx's transpose optimizer raise and drop its whole
+    pass (107 transposes left in MobileNetV3Small); the scalar addend is given as a one-element vector
+    first, and every transpose cancels."""
+    import keras
+    import onnx
+
+    def hard_sigmoid(h, name):
+        return keras.layers.ReLU(6.0, name=f"{name}_relu6")(h + 3.0) * (1.0 / 6.0)
+
+    def hard_swish(h, name):
+        return keras.layers.Multiply(name=f"{name}_mul")([h, hard_sigmoid(h, name)])
+
+    def squeeze_excite(h, name):  # as keras.applications.MobileNetV3 writes it
+        s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(h)
+        s = keras.layers.ReLU(name=f"{name}_relu")(keras.layers.Conv2D(4, 1, name=f"{name}_reduce")(s))
+        s = hard_sigmoid(keras.layers.Conv2D(8, 1, name=f"{name}_expand")(s), name)
+        return keras.layers.Multiply(name=f"{name}_scale")([h, s])
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 16, 3), name="image")
+    h = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="c1")(x)
+    h = hard_swish(keras.layers.BatchNormalization(name="bn1")(h), "hs1")
+    h = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(h)
+    h = hard_swish(keras.layers.BatchNormalization(name="bn2")(h), "hs2")
+    h = squeeze_excite(h, "se")
+    model = keras.Model(x, keras.layers.Conv2D(4, 1, name="mask")(h))
+    model.save(tmp_path / "hs.keras")
+    out = str(tmp_path / "hs.onnx")
+    report = convert(tmp_path / "hs.keras", out, _options(inputs_as_nchw=("image",), outputs_as_nchw=("mask",)))
+    assert report.passed and report.written, report.render()
+    assert report.details["transposes"] == 0, report.details
+    assert "Transpose" not in {n.op_type for n in onnx.load(out).graph.node}
+    data = np.random.default_rng(3).standard_normal((2, 16, 16, 3)).astype("float32")
+    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
+    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [({"inputs_as_nchw": ("nope",)}, "no input named so"), ({"inputs_as_nchw": ("signal",)}, "rank 3"),
