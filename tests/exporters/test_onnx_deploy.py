@@ -248,6 +248,32 @@ def test_hard_swish_blocks_keep_no_transpose(tmp_path):
     np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
 
 
+def test_detached_depthwise_kernels_fold_and_leave_no_transpose(tmp_path):
+    """A weight kept out of tf2onnx (large weights are, here every one) reaches a depthwise convolution
+    through Reshape -> Transpose, run at every inference and counted as an activation transpose
+    (EfficientNetB0 kept 6); both fold into the initializer."""
+    import keras
+    import onnx
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((12, 12, 3), name="image")
+    h = keras.layers.Conv2D(16, 3, padding="same", name="c1")(x)
+    h = keras.layers.DepthwiseConv2D(5, padding="same", name="dw")(h)
+    model = keras.Model(x, keras.layers.Conv2D(4, 1, name="mask")(h))
+    model.save(tmp_path / "dw.keras")
+    out = str(tmp_path / "dw.onnx")
+    opts = _options(inputs_as_nchw=("image",), outputs_as_nchw=("mask",), detach_bytes=1)
+    report = convert(tmp_path / "dw.keras", out, opts)
+    assert report.passed and report.written, report.render()
+    assert any("weight reshapes" in f for f in report.details["fixes"]), report.details["fixes"]
+    assert report.details["transposes"] == 0, report.details
+    assert "Transpose" not in {n.op_type for n in onnx.load(out).graph.node}
+    data = np.random.default_rng(4).standard_normal((2, 12, 12, 3)).astype("float32")
+    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
+    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [({"inputs_as_nchw": ("nope",)}, "no input named so"), ({"inputs_as_nchw": ("signal",)}, "rank 3"),
