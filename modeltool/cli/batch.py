@@ -142,6 +142,7 @@ def batch_cmd(paths: tuple[str, ...], manifest: str | None, targets: str | None,
                              memory_budget=parse_size(memory_budget, "--memory-budget"), force=force,
                              executor=executor, ray_address=ray_address, cache=cache_dir,
                              cpus_per_job=cpus_per_job)  # fmt: skip
+    _interrupt_on_sigterm()
     report = run_batch(entries, settings, skipped, ProgressLine(None if quiet else sys.stderr))
     if junit_path:
         _write(junit_path, report.junit())
@@ -154,6 +155,20 @@ def batch_cmd(paths: tuple[str, ...], manifest: str | None, targets: str | None,
     if not report.passed:
         counts = report.counts()
         raise CheckFailed(f"{counts['failed']} of {counts['jobs']} jobs failed")
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI system's time limit, `kill`) ends the run as Ctrl-C does, through the executors'
+    cleanup that kills the running jobs: each job runs in a session of its own (so that it can be
+    killed whole at its limits), and no signal sent to this process reaches it by itself."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _merge(first: list, second: list) -> list:

@@ -153,6 +153,10 @@ class _InterruptAfterFirst(ProgressLine):
 
 
 def _workers_of_this_process() -> list[int]:
+    return _workers_of(os.getpid())
+
+
+def _workers_of(parent: int) -> list[int]:
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -160,7 +164,7 @@ def _workers_of_this_process() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and b"modeltool.batch.worker" in cmdline:
+        if int(fields[1]) == parent and b"modeltool.batch.worker" in cmdline:
             pids.append(int(stat.parent.name))
     return pids
 
@@ -174,6 +178,42 @@ def test_an_interrupted_run_kills_its_jobs_and_resumes(tmp_path: Path) -> None:
     resumed = run_batch(entries, settings)
     assert any(r.cached for r in resumed.results[:2]) and not resumed.results[-1].cached  # the first to end is kept
     assert [r.status for r in resumed.results] == ["error", "error", "verified", "verified"]
+
+
+def test_sigterm_ends_the_run_and_its_jobs(tmp_path: Path) -> None:
+    """A CI system's time limit sends SIGTERM to `modeltool batch`: its jobs (sessions of their own,
+    which the signal does not reach) end with it instead of converting on, orphaned."""
+    import signal
+    import subprocess
+    import sys
+
+    custom = FIXTURES / "keras3/custom_layer.keras"
+    listed = tmp_path / "models.yaml"
+    listed.write_text(f"models:\n  - {{path: {custom}, name: hangs, targets: [onnx], "
+                      f"custom_objects: {HERE / 'hanging_layers.py'}}}\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "modeltool", "batch", "--manifest", str(listed),
+                             "--out", str(tmp_path / "out"), "--timeout", "600", "-q"])  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while not workers and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            workers = _workers_of(proc.pid)
+        assert workers, "the job never started"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    time.sleep(0.5)
+    assert [p for p in workers if _alive(p)] == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_html_table_sorts_in_a_browser(zoo_run: ZooRun) -> None:
