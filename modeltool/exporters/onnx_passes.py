@@ -95,12 +95,17 @@ def fold_reshapes(proto: Any) -> int:
         uses[node.input[1]] -= 1
         if uses[node.input[1]] == 0:
             graph.initializer.remove(inits.pop(node.input[1]))
-        new = numpy_helper.from_array(array, node.output[0])
-        graph.initializer.append(new)
-        inits[new.name] = new
-        graph.node.remove(node)
+        _node_as_initializer(graph, inits, node, array, numpy_helper)
         folded += 1
     return folded
+
+
+def _node_as_initializer(graph: Any, inits: dict, node: Any, array: np.ndarray, numpy_helper: Any) -> None:
+    """`node`, whose one output is a constant `array`, replaced by an initializer of that name."""
+    new = numpy_helper.from_array(array, node.output[0])
+    graph.initializer.append(new)
+    inits[new.name] = new
+    graph.node.remove(node)
 
 
 def fold_transposes(proto: Any) -> int:
@@ -117,10 +122,7 @@ def fold_transposes(proto: Any) -> int:
         array = numpy_helper.to_array(src)
         array = np.ascontiguousarray(np.transpose(array, perm) if perm else array.T)
         graph.initializer.remove(src)
-        new = numpy_helper.from_array(array, node.output[0])
-        graph.initializer.append(new)
-        inits[new.name] = new
-        graph.node.remove(node)
+        _node_as_initializer(graph, inits, node, array, numpy_helper)
         folded += 1
     return folded
 

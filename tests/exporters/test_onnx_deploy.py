@@ -184,6 +184,15 @@ def test_image_inputs_as_nchw_verify_exactly(fixture, tmp_path):
         np.testing.assert_allclose(have, want, atol=WRITER_ATOL, rtol=WRITER_RTOL, err_msg=name)
 
 
+def _assert_nchw_file_matches_keras(model, out: str, shape: tuple, seed: int) -> None:
+    """onnxruntime on the channels-first file (input "image", output "mask") against Keras itself on
+    the same data channels-last, transposed."""
+    data = np.random.default_rng(seed).standard_normal(shape).astype("float32")
+    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
+    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+
+
 def test_fully_convolutional_model_has_no_transpose_left(tmp_path):
     """NCHW in and out: the transposes tf2onnx puts around every convolution all cancel."""
     import keras
@@ -202,10 +211,7 @@ def test_fully_convolutional_model_has_no_transpose_left(tmp_path):
     assert report.passed and report.written, report.render()
     assert report.details["transposes_channels_last"] >= 2 and report.details["transposes"] == 0
     assert "Transpose" not in {n.op_type for n in onnx.load(out).graph.node}
-    data = np.random.default_rng(2).standard_normal((2, 16, 16, 3)).astype("float32")
-    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
-    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+    _assert_nchw_file_matches_keras(model, out, (2, 16, 16, 3), seed=2)
 
 
 def test_hard_swish_blocks_keep_no_transpose(tmp_path):
@@ -242,10 +248,7 @@ def test_hard_swish_blocks_keep_no_transpose(tmp_path):
     assert report.passed and report.written, report.render()
     assert report.details["transposes"] == 0, report.details
     assert "Transpose" not in {n.op_type for n in onnx.load(out).graph.node}
-    data = np.random.default_rng(3).standard_normal((2, 16, 16, 3)).astype("float32")
-    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
-    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+    _assert_nchw_file_matches_keras(model, out, (2, 16, 16, 3), seed=3)
 
 
 def test_detached_depthwise_kernels_fold_and_leave_no_transpose(tmp_path):
@@ -268,10 +271,7 @@ def test_detached_depthwise_kernels_fold_and_leave_no_transpose(tmp_path):
     assert any("weight reshapes" in f for f in report.details["fixes"]), report.details["fixes"]
     assert report.details["transposes"] == 0, report.details
     assert "Transpose" not in {n.op_type for n in onnx.load(out).graph.node}
-    data = np.random.default_rng(4).standard_normal((2, 12, 12, 3)).astype("float32")
-    got = _run_onnx(out, {"image": data.transpose(0, 3, 1, 2)})["mask"]
-    want = model.predict(data, verbose=0).transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(got, want, atol=WRITER_ATOL, rtol=WRITER_RTOL)
+    _assert_nchw_file_matches_keras(model, out, (2, 12, 12, 3), seed=4)
 
 
 @pytest.mark.parametrize(
