@@ -24,6 +24,8 @@ class SourceOptions:
 
     custom_objects: str | None = None  # path of the user's module defining custom layers
     unsafe: bool = False  # allow running Python code stored in the file (Lambda layers)
+    #: installed packages trusted like Keras besides keras_hub/keras_nlp/keras_cv/keras_rs (--trust)
+    trust: tuple[str, ...] = ()
     weights_from: str | None = None  # weights for a JSON/YAML architecture
     config: str | None = None  # Keras architecture of a checkpoint's variables
     signature: str | None = None  # SavedModel signature

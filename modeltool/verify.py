@@ -75,6 +75,8 @@ class VerifyReport:
     outputs: list[OutputCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what else was checked (a second sequence length)
+    notes: list[str] = field(default_factory=list)
     input_source: str = "random"
     #: what computed the reference and why (Keras sources: the writer's runtime or the rebuild)
     reference_kind: str | None = None
@@ -99,6 +101,7 @@ class VerifyReport:
             "outputs": [o.to_dict() for o in self.outputs],
             "problems": list(self.problems),
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "localization": self.localization.to_dict() if self.localization is not None else None,
         }
 
@@ -125,6 +128,7 @@ class VerifyReport:
             )
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"note: {n}" for n in self.notes]
         if self.localization is not None:
             lines.append(self.localization.render())
         lines.append("result: " + ("PASSED" if self.passed else "FAILED"))
@@ -256,6 +260,18 @@ def compare_runners(
                                shapes=options.input_shapes)  # fmt: skip
             source = f"random, seed {options.seed}"
         report = compare(ref, tgt, feed, tolerance, input_source=source)
+        second = None if options.input_data else _second_length(specs, tgt.input_specs(), feed, ir, options)
+        if second is not None:
+            again = compare(ref, tgt, second, tolerance, input_source=source)
+            length = next(v.shape[1] for k, v in second.items() if v.shape != feed[k].shape)
+            for check in again.outputs:
+                check.name = f"{check.name} @{length}"
+            report.outputs += again.outputs
+            report.problems += [f"at sequence length {length}: {p}" for p in again.problems]
+            report.notes.append(
+                f"dynamic sequence length checked: outputs compared at length {feed[next(iter(feed))].shape[1]} "
+                f"and again at {length} (rows marked @{length})"
+            )
         if localize == "always" or (localize == "on_failure" and not report.passed):
             from modeltool.localize import localize as run_localization
 
@@ -263,6 +279,33 @@ def compare_runners(
             target_feed = {t: feed[r] for r, t in pairs}
             report.localization = run_localization(ref, tgt, feed, tolerance, target_feed=target_feed)
         return report
+
+
+#: the second sequence length a model with a dynamic one is verified at (prime: no stride divides it)
+SECOND_LENGTH = 13
+
+
+def _second_length(ref_specs: list, tgt_specs: list, feed: Feed, ir: Model | None,
+                   options: CompareOptions) -> Feed | None:  # fmt: skip
+    """Inputs at another sequence length, when the model's token inputs (KerasHub's conventions)
+    leave the length dynamic in both models: one length proves little about a symbolic dim."""
+    from modeltool.keras.hub import SEQUENCE_KINDS, input_meanings
+
+    meanings = input_meanings(ir)
+    targets = {s.name: s for s in tgt_specs}
+    shapes = {}
+    for spec in ref_specs:
+        meaning, other = meanings.get(spec.name), targets.get(spec.name)
+        if meaning is None or meaning.kind not in SEQUENCE_KINDS or spec.name in options.input_shapes:
+            continue
+        dynamic = [s is not None and s.shape is not None and len(s.shape) > 1 and s.shape[1] is None
+                   for s in (spec, other)]  # fmt: skip
+        if all(dynamic) and feed[spec.name].shape[1] != SECOND_LENGTH:
+            shapes[spec.name] = (feed[spec.name].shape[0], SECOND_LENGTH, *feed[spec.name].shape[2:])
+    if not shapes:
+        return None
+    fixed = {**{k: v.shape for k, v in feed.items()}, **shapes}
+    return random_feed(ref_specs, others=tgt_specs, ir=ir, seed=options.seed + 1, batch=options.batch, shapes=fixed)
 
 
 def verify_files(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @graph_boundary_options
 def inspect_cmd(
     path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None,
-    inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool,
+    inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool, trust: tuple[str, ...],
     infer_shapes: bool, quiet: bool, html: str | None, force: bool,
 ) -> None:  # fmt: skip
     """Summarize a model file: format, writer, inputs, outputs, layers, parameters.
@@ -47,7 +47,11 @@ def inspect_cmd(
     options = source_options(weights_from=weights_from, inputs=inputs, outputs=outputs, config=config,
                              infer_shapes=infer_shapes)  # fmt: skip
     model = load(path, **options)
-    if custom_objects:
+    from modeltool.keras.probe import show_library_inside
+
+    if show_library_inside(model, trust, custom_objects):
+        pass
+    elif custom_objects:
         from modeltool.keras.probe import fill_from_keras
         from modeltool.keras.rebuild import load_custom_objects
 

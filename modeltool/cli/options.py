@@ -33,6 +33,10 @@ def keras_model_options(f: F) -> F:
                      help="Your Python module defining the model's custom layers (imported: your code)."),
         click.option("--unsafe", is_flag=True,
                      help="Allow running Python code stored in the model (Lambda layers); only for files you trust."),
+        click.option("--trust", "trust", multiple=True, metavar="PKG",
+                     help="Also trust this installed package's registered Keras classes, as keras_hub, keras_nlp, "
+                          "keras_cv and keras_rs are by default (repeatable; imports PKG, never a module the file "
+                          "names)."),
         click.option("--weights-from", type=click.Path(path_type=str), default=None,
                      help="Weights (H5 / .weights.h5) for a JSON/YAML architecture."),
         click.option("--config", type=click.Path(path_type=str), default=None,

@@ -29,12 +29,13 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
     converter = source.tflite_converter(options)
     specs = source.input_specs(options.input_shapes)
     ir = source.ir
-    return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context))
+    return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context),
+                        specs)  # fmt: skip
 
 
 def convert_with(
     tf: Any, converter: Any, path: str, options: ConvertOptions, context: ExportContext,
-    samples: Callable[[], tuple[list, str]],
+    samples: Callable[[], tuple[list, str]], specs: list[TensorSpec] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run a prepared converter with modeltool's op set and quantization; `samples` gives int8
     calibration data only when asked for."""
@@ -46,7 +47,7 @@ def convert_with(
         with quiet_stderr():  # the converter prints its MLIR diagnostics on fd 2; the error says what failed
             data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with MLIR dumps
-        raise UnsupportedError(_converter_message(exc, options)) from exc
+        raise UnsupportedError(_converter_message(exc, options, specs or [])) from exc
     with open(path, "wb") as f:
         f.write(data)
     from modeltool.loaders.tflite_model import load as load_tflite
@@ -95,7 +96,7 @@ def samples_for(
     return [[feed[s.name] for s in specs] for feed in feeds], source
 
 
-def _converter_message(exc: BaseException, options: ConvertOptions) -> str:
+def _converter_message(exc: BaseException, options: ConvertOptions, specs: list[TensorSpec]) -> str:
     text = " ".join(str(exc).split())
     ops = sorted(set(_flex_ops(text)))
     if any(op.startswith(("TensorList", "TensorArray")) for op in ops) and not options.allow_flex:
@@ -107,6 +108,12 @@ def _converter_message(exc: BaseException, options: ConvertOptions) -> str:
         )
     if ops or "select tf" in text.lower() or "flex" in text.lower():
         hint = "rerun with --allow-flex to accept Select TF ops" if not options.allow_flex else ""
+        open_dims = [s for s in specs if s.shape is not None and any(d is None for d in s.shape[1:])]
+        if open_dims and not options.allow_flex:
+            flags = " ".join(f"--input-shape {s.name}=" + ",".join(str(d) if d is not None else ("1" if i == 0 else "128")
+                                                                   for i, d in enumerate(s.shape)) for s in open_dims)
+            hint = (f"the inputs leave dims open ({', '.join(s.name for s in open_dims)}), which keeps ops dynamic that "
+                    f"fixed shapes lower to builtin ones: fix them, e.g. {flags}, or {hint}")
         return f"the TFLite converter needs Select TF (Flex) ops {', '.join(ops) or ''}; {hint}".strip("; ")
     return f"the TFLite converter failed ({type(exc).__name__}: {text[:300]})"
 

@@ -282,6 +282,18 @@ def _custom_known(cls: str, cfg: dict, custom_objects: dict[str, Any]) -> bool:
     return any(name.split(">")[-1] == cls for name in custom_objects)
 
 
+def model_objects(model: Model, custom_objects: str | os.PathLike | None, trust: tuple[str, ...] = (),
+                  doing: str = "running it") -> dict[str, Any]:
+    """The objects a model's config may name: classes of the trusted model libraries it uses
+    (`keras.trust`, resolved after importing the installed package) and the user's own module's,
+    which win on a name both define."""
+    from modeltool.keras.trust import trusted_objects
+
+    objects = trusted_objects(model.path, model.config, trust, doing) if model.config is not None else {}
+    objects.update(load_custom_objects(custom_objects))
+    return objects
+
+
 def load_custom_objects(path: str | os.PathLike | None) -> dict[str, Any]:
     """Every class and function a user's module defines, keyed by name (and `package>Name`)."""
     if path is None:
@@ -339,7 +351,7 @@ def build(
     keras = require("keras", "rebuilding the model to convert or run it")
     if keras.backend.backend() == "tensorflow":  # JAX (the light install) needs no TensorFlow
         require("tensorflow", "rebuilding the model to convert or run it")
-    if _is_subclassed(model):
+    if is_subclassed(model):
         return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
     generation = writer_generation(model)
@@ -449,7 +461,8 @@ def _load_keras3_weights(native: Any, model: Model) -> bool:
     return True
 
 
-def _is_subclassed(model: Model) -> bool:
+def is_subclassed(model: Model) -> bool:
+    """A model whose one node is a custom class with no layers in the file: Keras itself builds it."""
     nodes = model.graph.nodes if model.graph is not None else []
     return len(nodes) == 1 and "custom" in nodes[0].flags and nodes[0].subgraph is None and not model.graph.inputs
 

@@ -10,6 +10,7 @@ from modeltool.errors import LoadError
 from modeltool.formats import Format, describe
 from modeltool.ir import Graph, Metadata, Model, Node, Weight
 from modeltool.keras.graph import build_graph, is_model_class
+from modeltool.keras.trust import library_of, pip_name
 from modeltool.keras.weights import attach
 
 WeightsLoader = Callable[[Graph | None], list[Weight]]
@@ -61,12 +62,22 @@ def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> G
         raise LoadError(f"{path}: unknown model class {cls!r}: expected Sequential, Functional or Model with layers")
     # A subclassed model or a custom Model class: its layers live in Python code, not in the file.
     name = (cfg or {}).get("name", cls) if isinstance(cfg, dict) else cls
-    warnings.append(
-        f"{cls} is a subclassed/custom model: its architecture is Python code, not in the file; "
-        "layers and shapes are unknown (weights are listed as stored)"
-    )
-    node = Node(str(name), cls, cfg if isinstance(cfg, dict) else {}, flags=["custom"], params=None,
-                trainable_params=None, output_shapes=[None])  # fmt: skip
+    library = library_of(model_cfg)
+    flags, attrs = ["custom"], {}
+    if library is not None:
+        flags.append("library")
+        attrs["library"] = library
+        warnings.append(
+            f"{cls} is a {library} class: its layers are {library}'s code, not in the file; with {library} "
+            f"installed, inspect shows them (pip install {pip_name(library)})"
+        )
+    else:
+        warnings.append(
+            f"{cls} is a subclassed/custom model: its architecture is Python code, not in the file; "
+            "layers and shapes are unknown (weights are listed as stored)"
+        )
+    node = Node(str(name), cls, cfg if isinstance(cfg, dict) else {}, flags=flags, params=None,
+                trainable_params=None, output_shapes=[None], attrs=attrs)  # fmt: skip
     return Graph([node], [], [], "layer", str(name))
 
 

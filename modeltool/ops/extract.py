@@ -354,7 +354,7 @@ def extract(
 
     from modeltool.atomic import atomic_path, check_destination
     from modeltool.convert import convert
-    from modeltool.keras.rebuild import build, load_custom_objects
+    from modeltool.keras.rebuild import build, model_objects
     from modeltool.loaders import load, source_options
     from modeltool.targets import Target, check_target_options, target_for
     from modeltool.verify import tolerance_for
@@ -369,7 +369,7 @@ def extract(
     ir = load(src, **source_options(config=options.config, weights_from=options.weights_from))
     if ir.config is None or ir.graph is None or ir.graph.level != "layer":
         raise UnsupportedError(f"{src}: extraction needs a Keras model ({ir.metadata.format_description} given)")
-    custom = load_custom_objects(options.custom_objects)
+    custom = model_objects(ir, options.custom_objects, options.trust)
     native = build(ir, custom_objects=custom, unsafe=options.unsafe)
     sub, cut_paths = build_submodel(native, ir, out_names, in_names)
     report = ExtractReport(src, out.rstrip("/"), [t.name.split(":")[0] for t in sub.inputs],

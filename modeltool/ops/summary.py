@@ -217,7 +217,8 @@ def _header(model: Model) -> list[str]:
         if specs:
             lines.append(f" {label}:")
             for t in specs:
-                lines.append(f"   {t.name}  {format_shape(t.shape)}  {t.dtype or '?'}")
+                meaning = (meta.extra.get("input_meanings") or {}).get(t.name) if label == "Inputs" else None
+                lines.append(f"   {t.name}  {format_shape(t.shape)}  {t.dtype or '?'}" + (f"  ({meaning})" if meaning else ""))
     for sig in model.signatures:
         ins = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.inputs)
         outs = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.outputs)
@@ -235,6 +236,9 @@ def _header(model: Model) -> list[str]:
             info = item.get("lambda", {})
             size = f"{info['bytecode_bytes']} bytes of " if "bytecode_bytes" in info else ""
             lines.append(f" ! Lambda layer {item['layer']}: {size}Python code, shown but not executed")
+        elif "library" in item["flags"]:
+            lines.append(f" ! Library layer {item['layer']} ({item['class_name']}): a class of the installed model "
+                         "library, trusted like Keras (docs/security.md)")
         elif "custom" in item["flags"]:
             lines.append(f" ! Custom layer {item['layer']} ({item['class_name']}): not a Keras built-in")
         elif "flex" in item["flags"]:

@@ -43,16 +43,15 @@ class KerasRunner(Runner):
 
     def input_specs(self) -> list[TensorSpec]:
         ins, _ = keras_io(self.native)
-        names = _ir_names(self.ir, "inputs", len(ins))
+        names = _ir_names(self.ir, "inputs", len(ins), [t.name.split(":")[0] for t in ins])
         return [TensorSpec(name, t.shape, t.dtype) for name, t in zip(names, ins)]
 
     def output_names(self) -> list[str]:
-        return _ir_names(self.ir, "outputs", keras_io(self.native)[1])
+        return _ir_names(self.ir, "outputs", keras_io(self.native)[1], keras_output_names(self.native))
 
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
         args = [feed[spec.name] for spec in self.input_specs()]
-        out = self._callable()(args if len(args) > 1 else args[0])
-        outs = list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
+        outs = flat_outputs(self._callable()(pack_inputs(self.native, args)))
         return {name: np.asarray(v) for name, v in zip(self.output_names(), outs)}
 
     def _callable(self) -> Any:
@@ -72,7 +71,7 @@ class KerasRunner(Runner):
         """Every layer's output (nested models' layers too, as `outer/inner`), in topological order,
         from one model that returns them all (a second, dedicated call per nested model)."""
         args = [feed[spec.name] for spec in self.input_specs()]
-        x = args if len(args) > 1 else args[0]
+        x = args if len(args) > 1 else args[0]  # the flat inputs of `_layer_outputs`'s own model
         out: list[tuple[str, Any]] = []
         _layer_outputs(self.native, x, "", out, self.xla)
         return out
@@ -215,12 +214,43 @@ def keras_io(native: Any) -> tuple[list[TensorSpec], int]:
     return [TensorSpec("input", (None, *shape[1:]), "float32")], 1
 
 
-def _ir_names(ir: Model | None, side: str, count: int) -> list[str]:
-    """Boundary names as the source file states them; Keras's own names when there is no IR."""
+def pack_inputs(native: Any, args: list[Any]) -> Any:
+    """The call argument of a Keras model from its inputs in `native.inputs` order: a dict keyed
+    by input name for models built on a dict of inputs (KerasHub's `{"token_ids": ...,
+    "padding_mask": ...}`), a list for several inputs, the tensor itself for one."""
+    struct = getattr(native, "_inputs_struct", None)
+    if isinstance(struct, dict):
+        keras = require("keras")
+        return keras.tree.pack_sequence_as(struct, list(args))
+    return list(args) if len(args) > 1 else args[0]
+
+
+def flat_outputs(out: Any) -> list[Any]:
+    """A Keras model's outputs in `native.outputs` order (a dict flattens in sorted-key order, as
+    Keras flattens it)."""
+    if isinstance(out, dict):
+        return [out[k] for k in sorted(out)]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def keras_output_names(native: Any) -> list[str] | None:
+    """The keys of a model returning a dict of outputs (KerasHub's `sequence_output`,
+    `pooled_output`), in `native.outputs` order; None for other models."""
+    struct = getattr(native, "_outputs_struct", None)
+    if isinstance(struct, dict) and all(isinstance(k, str) for k in struct):
+        return sorted(struct)
+    return None
+
+
+def _ir_names(ir: Model | None, side: str, count: int, own: list[str] | None = None) -> list[str]:
+    """Boundary names as the source file states them; the model's own (`own`: Keras's input names,
+    a dict's output keys) when the file states none (a model built by a library's code)."""
     if ir is not None and ir.graph is not None:
         specs = getattr(ir.graph, side)
         if len(specs) == count:
             return [s.name for s in specs]
+    if own is not None and len(own) == count and len(set(own)) == count:
+        return list(own)
     return [f"{side[:-1]}_{i}" for i in range(count)]
 
 
@@ -250,4 +280,28 @@ def keras_reference(
 
     runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
     runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({why})"
+    if loaded_by_keras(ir):
+        runner.reference = f"writer: Keras {keras.__version__} loaded the file itself (load_model, safe_mode){_libraries(ir)}"
     return runner
+
+
+def loaded_by_keras(ir: Model) -> bool:
+    """True when the model is built by Keras's own loader from the file (a subclassed model or a
+    model-library class: its layers are the library's code, which modeltool does not rebuild)."""
+    from modeltool.keras.rebuild import is_subclassed
+
+    return ir.graph is not None and is_subclassed(ir)
+
+
+def _libraries(ir: Model) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from modeltool.keras.trust import pip_name, required_libraries
+
+    names = []
+    for package in required_libraries(ir.config):
+        try:
+            names.append(f"{package} {version(pip_name(package))}")
+        except PackageNotFoundError:
+            names.append(package)
+    return f", classes from {', '.join(names)}" if names else ""

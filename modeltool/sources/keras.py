@@ -19,6 +19,7 @@ from modeltool.errors import UsageError
 from modeltool.ir import Model, TensorSpec
 from modeltool.options import CompareOptions, ConvertOptions, Shape
 from modeltool.runners.base import Runner
+from modeltool.runners.keras import flat_outputs, pack_inputs
 from modeltool.sources.base import ExportContext, OnnxGraph, Source
 
 RNN_LAYERS = {"LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"}
@@ -29,10 +30,10 @@ class KerasSource(Source):
     build_step = "rebuild"
 
     def __init__(self, ir: Model, options: CompareOptions, *, unrolled_from: KerasSource | None = None) -> None:
-        from modeltool.keras.rebuild import check_safe, load_custom_objects
+        from modeltool.keras.rebuild import check_safe, model_objects
 
         super().__init__(ir, options)
-        self.custom = load_custom_objects(options.custom_objects)
+        self.custom = model_objects(ir, options.custom_objects, options.trust)
         check_safe(ir, unsafe=options.unsafe, custom_objects=dict(self.custom))
         #: the source this one is the RNN-unrolled rebuild of (whose reference it keeps)
         self.unrolled_from = unrolled_from
@@ -146,7 +147,7 @@ class KerasSource(Source):
         out_names = self.output_names()
 
         def serve(*args: Any) -> dict[str, Any]:
-            return dict(zip(out_names, _outputs(native(list(args) if len(args) > 1 else args[0], training=False))))
+            return dict(zip(out_names, flat_outputs(native(pack_inputs(native, list(args)), training=False))))
 
         archive = keras.export.ExportArchive()
         archive.track(native)
@@ -172,17 +173,13 @@ def has_rnn(model: Model) -> bool:
     return False
 
 
-def _outputs(out: Any) -> list[Any]:
-    return list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, (list, tuple)) else [out])
-
-
 def boundary_names(native: Any, ir: Model | None) -> tuple[list[str], list[str]]:
     """(input names, output names) from the IR when it matches the Keras model, else Keras's."""
-    from modeltool.runners.keras import keras_io
+    from modeltool.runners.keras import keras_io, keras_output_names
 
     specs, n_out = keras_io(native)
     ins = [s.name.split(":")[0] for s in specs]
-    outs = [f"output_{i}" for i in range(n_out)]
+    outs = keras_output_names(native) or [f"output_{i}" for i in range(n_out)]
     if ir is not None and ir.graph is not None:
         if len(ir.graph.inputs) == len(ins):
             ins = [s.name for s in ir.graph.inputs]
@@ -247,8 +244,8 @@ def serving_function(
     def serve(*args: Any) -> dict[str, Any]:
         xs, values = args[:n_inputs], args[n_inputs:]
         with keras.StatelessScope(state_mapping=list(zip(weights, values))):
-            out = native(list(xs) if len(xs) > 1 else xs[0], training=False)
-        return dict(zip(out_names, _outputs(out)))
+            out = native(pack_inputs(native, list(xs)), training=False)
+        return dict(zip(out_names, flat_outputs(out)))
 
     return serve
 
