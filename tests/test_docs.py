@@ -33,7 +33,7 @@ STAND_INS: dict[str, dict[str, Path | str]] = {
         "model.onnx": "from:model.keras", "model.tflite": "from:model.keras",
         "legacy.h5": F / "keras2/conv_bn.h5", "arch.json": F / "keras2/conv_bn.json",
         "weights.h5": F / "keras2/conv_bn_weights.h5", "data.npz": "pixels", "real.npz": "pixels",
-        "policy.yaml": ROOT / "docs/examples/policy.yaml",
+        "policy.yaml": ROOT / "docs/examples/policy.yaml", "bert.keras": F / "hub/bert_tiny.keras",
     },
     "surgery.md": {
         "trained.h5": F / "keras3/conv_bn.h5", "new_arch.json": F / "keras3/conv_bn.json",

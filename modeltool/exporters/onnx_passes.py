@@ -334,13 +334,25 @@ def rename_boundary(proto: Any, inputs: dict[str, str], outputs: dict[str, str])
 
 
 def name_dynamic_dims(proto: Any) -> None:
-    """Unnamed or `unk__N` dynamic dims: `batch` for dim 0, `<tensor>_dim<i>` for the others."""
+    """Unnamed or `unk__N` dynamic dims: `batch` for dim 0, `sequence` for dim 1 of the token
+    inputs of a model library's conventions (`token_ids`, `padding_mask`, ...: one length shared by
+    all of them), `<tensor>_dim<i>` for the others."""
+    from modeltool.keras.hub import sequence_inputs
+
+    sequences = {vi.name for vi in proto.graph.input if vi.name in sequence_inputs()}
     for vi in list(proto.graph.input) + list(proto.graph.output):
         for i, dim in enumerate(vi.type.tensor_type.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
             if not dim.dim_param or dim.dim_param.startswith("unk__"):
-                dim.dim_param = "batch" if i == 0 else f"{vi.name}_dim{i}"
+                own = _sequence_dim(vi.name) if i == 1 and vi.name in sequences else f"{vi.name}_dim{i}"
+                dim.dim_param = "batch" if i == 0 else own
+
+
+def _sequence_dim(name: str) -> str:
+    """`sequence`, or `encoder_sequence`/`decoder_sequence` for a seq2seq model's two lengths."""
+    side = name.split("_", 1)[0]
+    return f"{side}_sequence" if side in ("encoder", "decoder") else "sequence"
 
 
 def unknown_ops(model: Any) -> list[str]:

@@ -31,6 +31,11 @@ CONVENTIONS: dict[str, tuple[str, str | None, int | None]] = {
 SEQUENCE_KINDS = ("token ids", "segment ids", "padding mask")
 
 
+def sequence_inputs() -> set[str]:
+    """The conventional input names whose dim 1 is the sequence length."""
+    return {name for name, (kind, _, _) in CONVENTIONS.items() if kind in SEQUENCE_KINDS}
+
+
 @dataclass(frozen=True)
 class InputMeaning:
     """What one named input holds, and the range its values must stay in."""

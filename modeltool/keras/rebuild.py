@@ -231,9 +231,11 @@ def check_safe(model: Model, *, unsafe: bool, custom_objects: dict[str, Any]) ->
                 )
             warnings.append(f"layer {path!r}: running the Lambda's Python code from the file (--unsafe)")
         elif "custom" in node.flags and not _custom_known(node.op, node.config, custom_objects):
+            from modeltool.keras.trust import trust_hint
+
             raise UnsupportedError(
                 f"{model.path}: layer {path!r} is of custom class {node.op!r}; pass --custom-objects module.py "
-                "defining it (code from the model file is never run)"
+                f"defining it{trust_hint(model.config, node.op)} (code from the model file is never run)"
             )
     _check_references(model, unsafe, custom_objects, warnings)
     _check_size(model)

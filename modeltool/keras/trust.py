@@ -100,6 +100,19 @@ def library_of(config: Any) -> str | None:
     return owner if owner in DEFAULT_TRUSTED else None
 
 
+def trust_hint(config: Any, class_name: str) -> str:
+    """", or --trust PKG" when an installed package registers `class_name` under the name the
+    config gives it (a model library modeltool does not trust by default), else ""."""
+    from modeltool.keras.safety import foreign_references
+
+    for _, target in foreign_references(config):
+        if ">" in target and target.split(">", 1)[1] == class_name:
+            package = package_of(target)
+            if installed(package):
+                return f", or --trust {package} if you trust that installed package"
+    return ""
+
+
 def is_trusted_target(target: str, trust: Iterable[str] = ()) -> bool:
     """Whether a foreign reference (as `safety.foreign_references` names it) is of a trusted package."""
     return package_of(target) in trusted_packages(trust)
