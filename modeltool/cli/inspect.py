@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 @graph_boundary_options
 def inspect_cmd(
     path: str, as_json: bool, show_weights: bool, stats: bool, layer: str | None, weights_from: str | None,
-    inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool, trust: tuple[str, ...],
+    inputs: str | None, outputs: str | None, config: str | None, custom_objects: str | None, unsafe: bool,
+    trust: tuple[str, ...],
     infer_shapes: bool, quiet: bool, html: str | None, force: bool,
 ) -> None:  # fmt: skip
     """Summarize a model file: format, writer, inputs, outputs, layers, parameters.

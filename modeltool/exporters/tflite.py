@@ -110,12 +110,17 @@ def _converter_message(exc: BaseException, options: ConvertOptions, specs: list[
         hint = "rerun with --allow-flex to accept Select TF ops" if not options.allow_flex else ""
         open_dims = [s for s in specs if s.shape is not None and any(d is None for d in s.shape[1:])]
         if open_dims and not options.allow_flex:
-            flags = " ".join(f"--input-shape {s.name}=" + ",".join(str(d) if d is not None else ("1" if i == 0 else "128")
-                                                                   for i, d in enumerate(s.shape)) for s in open_dims)
-            hint = (f"the inputs leave dims open ({', '.join(s.name for s in open_dims)}), which keeps ops dynamic that "
-                    f"fixed shapes lower to builtin ones: fix them, e.g. {flags}, or {hint}")
+            flags = " ".join(f"--input-shape {s.name}={_example_shape(s.shape)}" for s in open_dims)
+            names = ", ".join(s.name for s in open_dims)
+            hint = (f"the inputs leave dims open ({names}), which keeps ops dynamic that fixed shapes lower to "
+                    f"builtin ones: fix them, e.g. {flags}, or {hint}")  # fmt: skip
         return f"the TFLite converter needs Select TF (Flex) ops {', '.join(ops) or ''}; {hint}".strip("; ")
     return f"the TFLite converter failed ({type(exc).__name__}: {text[:300]})"
+
+
+def _example_shape(shape: tuple) -> str:
+    """An --input-shape value for an open shape: batch 1, 128 for other open dims."""
+    return ",".join(str(d) if d is not None else ("1" if i == 0 else "128") for i, d in enumerate(shape))
 
 
 def _flex_ops(text: str) -> Iterator[str]:

@@ -99,7 +99,8 @@ def show_library_inside(model: Model, trust: tuple[str, ...] = (), custom_object
     if filled:
         node = model.graph.nodes[0]  # type: ignore[union-attr]
         model.warnings[:] = [w for w in model.warnings if not w.startswith(f"{node.op} is a ")]
-        model.warnings.append(f"{node.op}: layers built by {', '.join(needed)} from the file's config (weights not read)")
+        built_by = ", ".join(needed)
+        model.warnings.append(f"{node.op}: layers built by {built_by} from the file's config (weights not read)")
     return filled
 
 

@@ -106,7 +106,7 @@ def trust_hint(config: Any, class_name: str) -> str:
     from modeltool.keras.safety import foreign_references
 
     for _, target in foreign_references(config):
-        if ">" in target and target.split(">", 1)[1] == class_name:
+        if re.split(r"[.>]", target)[-1] == class_name:
             package = package_of(target)
             if installed(package):
                 return f", or --trust {package} if you trust that installed package"

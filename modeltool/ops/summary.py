@@ -218,7 +218,8 @@ def _header(model: Model) -> list[str]:
             lines.append(f" {label}:")
             for t in specs:
                 meaning = (meta.extra.get("input_meanings") or {}).get(t.name) if label == "Inputs" else None
-                lines.append(f"   {t.name}  {format_shape(t.shape)}  {t.dtype or '?'}" + (f"  ({meaning})" if meaning else ""))
+                said = f"  ({meaning})" if meaning else ""
+                lines.append(f"   {t.name}  {format_shape(t.shape)}  {t.dtype or '?'}{said}")
     for sig in model.signatures:
         ins = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.inputs)
         outs = ", ".join(f"{t.name}{format_shape(t.shape)}" for t in sig.outputs)

@@ -281,7 +281,8 @@ def keras_reference(
     runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
     runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({why})"
     if loaded_by_keras(ir):
-        runner.reference = f"writer: Keras {keras.__version__} loaded the file itself (load_model, safe_mode){_libraries(ir)}"
+        loader = "loaded the file itself (load_model, safe_mode)"
+        runner.reference = f"writer: Keras {keras.__version__} {loader}{_libraries(ir)}"
     return runner
 
 

@@ -61,7 +61,7 @@ def _feed(model, length: int = 12, batch: int = 2) -> dict[str, np.ndarray]:
             feed[name] = rng.integers(0, 2, size=shape).astype("int32")
         elif name == "padding_mask":
             mask = np.ones(shape, "int32")
-            mask[1, length // 2 :] = 0
+            mask[1:, length // 2 :] = 0
             feed[name] = mask
         else:
             feed[name] = rng.standard_normal(shape).astype("float32")
@@ -115,7 +115,10 @@ def test_inspect_shows_the_inside_with_keras_figures(zoo, name):
         assert inner[layer.name]["class_name"] == type(layer).__name__
         assert inner[layer.name]["params"] == layer.count_params(), layer.name
         assert inner[layer.name]["output_shape"] == list(layer.output.shape), layer.name
-    assert [(i["name"], i["dtype"]) for i in report["inputs"]] == [(t.name, t.dtype) for t in native.inputs]
+    auto = lambda n: n.startswith("keras_tensor")  # noqa: E731 - Keras numbers unnamed inputs per build
+    assert [(i["name"] if not auto(i["name"]) else "", i["dtype"], i["shape"]) for i in report["inputs"]] == [
+        (t.name if not auto(t.name) else "", t.dtype, list(t.shape)) for t in native.inputs
+    ]
     if name in TEXT:
         meanings = report["extra"]["input_meanings"]
         assert meanings["token_ids"] == f"token ids in [0, {native.vocabulary_size})"
@@ -177,7 +180,7 @@ def test_tflite_and_savedmodel_compute_what_keras_computes(zoo, name, tmp_path):
     src = zoo["tensorflow"][name]["file"]
     native = _keras_model(src)
     feed = _feed(native, length=16, batch=1)
-    shapes = {k: v.shape for k, v in feed.items()}
+    shapes = {k: v.shape for k, v in feed.items()} if name in TEXT else {}  # images: fixed by the model
     expected = _keras_outputs(native, feed)
     tfl = str(tmp_path / f"{name}.tflite")
     report = convert(src, tfl, ConvertOptions(input_shapes=shapes))
