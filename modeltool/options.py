@@ -84,6 +84,8 @@ class ConvertOptions(CompareOptions):
     detach_bytes: int = 1 << 16
     #: weights from this size on go to `<name>.onnx.data` (protobuf cannot exceed 2 GB)
     external_data_bytes: int = (1 << 31) - (64 << 20)
+    #: weights in external data whatever their size: "single" (one sidecar file) | "per-tensor"
+    external_data: str | None = None
     # ONNX and TFLite
     quantize: str | None = None  # float16 | dynamic | int8
     calibration: str | None = None  # .npz for int8

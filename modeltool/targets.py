@@ -41,6 +41,7 @@ TARGET_OPTIONS = {
     "inputs_as_nchw": "--inputs-as-nchw",
     "outputs_as_nchw": "--outputs-as-nchw",
     "optimize": "--optimize",
+    "external_data": "--external-data",
 }
 
 
@@ -60,7 +61,7 @@ TARGETS: dict[Target, TargetSpec] = {
     for spec in (
         TargetSpec(Target.ONNX, (".onnx",), "modeltool.exporters.onnx_route:export", True,
                    options=frozenset({"opset", "quantize", "calibration", "calibration_method", "inputs_as_nchw",
-                                      "outputs_as_nchw", "optimize"}), description="ONNX"),
+                                      "outputs_as_nchw", "optimize", "external_data"}), description="ONNX"),
         TargetSpec(Target.TFLITE, (".tflite",), "modeltool.exporters.tflite:export", True,
                    options=frozenset({"quantize", "calibration", "allow_flex"}), description="TensorFlow Lite"),
         TargetSpec(Target.SAVEDMODEL, (), "modeltool.exporters.savedmodel:export", True,

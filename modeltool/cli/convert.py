@@ -34,6 +34,9 @@ from modeltool.cli.output import emit
 @click.option("--outputs-as-nchw", "outputs_as_nchw", default=None, metavar="NAME[,NAME]",
               help="ONNX: these outputs are channels-first.")
 @click.option("--optimize", is_flag=True, help="ONNX: constant folding, dead-node removal, operator fusion.")
+@click.option("--external-data", "external_data", type=click.Choice(["single", "per-tensor"]), default=None,
+              help="ONNX: weights in external data whatever their size (automatic over protobuf's 2 GB): one "
+                   "sidecar file DST.data, or one file per tensor in the folder DST.data.d/.")
 @click.option("--via", type=click.Choice(["auto", "direct", "tf"]), default="auto", show_default=True,
               help="ONNX: direct (from the IR, no TensorFlow), tf (tf2onnx), auto (direct when it covers the model).")
 @click.option("--localize", is_flag=True, help="When verification fails, find the first layer that diverges.")

@@ -128,7 +128,7 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
             fixes.append(f"moved {n} transposes into the reductions after them")
     graph.detached.clear()
     weight_bytes = sum(len(t.raw_data) for t in proto.graph.initializer)
-    external = weight_bytes >= options.external_data_bytes
+    external = weight_bytes >= options.external_data_bytes or options.external_data is not None
     if options.optimize:
         from modeltool.exporters.onnx_optimize import optimize
 
@@ -142,7 +142,7 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
 
         proto, quantized = quantize(onnx, proto, options, context, specs, source.ir, external)
         details.update(quantized)
-    save(onnx, proto, path, external, context.final_path)
+    save(onnx, proto, path, external, context.final_path, options.external_data)
     nodes = len(proto.graph.node)
     ops = sorted({n.op_type for n in proto.graph.node})
     del proto
@@ -171,15 +171,33 @@ def _convert(graph: OnnxGraph, opset: int, options: ConvertOptions, specs: list)
                        **layout)  # fmt: skip
 
 
-def save(onnx: Any, proto: Any, path: str, external: bool, final_path: str) -> None:
-    """Save; over protobuf's 2 GB limit the weights go to `<final name>.data` beside the model
-    (the data file is written in place, the model file itself still lands by rename)."""
+#: `--external-data`: one sidecar file, or one file per tensor in a folder beside the model
+EXTERNAL_DATA_LAYOUTS = ("single", "per-tensor")
+
+
+def save(onnx: Any, proto: Any, path: str, external: bool, final_path: str, layout: str | None = None) -> None:
+    """Save; over protobuf's 2 GB limit (or with `--external-data`) the weights go to
+    `<final name>.data` beside the model, or with `per-tensor` one file per weight in the folder
+    `<final name>.data.d/` (the data is written in place, the model file itself still lands by rename)."""
     if not external:
         onnx.save_model(proto, path)
         return
-    location = os.path.basename(final_path) + ".data"
-    onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
-                    size_threshold=1024)  # fmt: skip
+    if layout not in (None, *EXTERNAL_DATA_LAYOUTS):
+        raise UsageError(f"--external-data {layout}: choose {' or '.join(EXTERNAL_DATA_LAYOUTS)}")
+    base = os.path.basename(final_path)
+    if layout != "per-tensor":
+        onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True, location=f"{base}.data",
+                        size_threshold=1024)  # fmt: skip
+        return
+    from onnx.external_data_helper import set_external_data
+
+    folder = f"{base}.data.d"
+    os.makedirs(os.path.join(os.path.dirname(path), folder), exist_ok=True)
+    for i, tensor in enumerate(proto.graph.initializer):
+        if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in tensor.name)[:100]
+            set_external_data(tensor, location=f"{folder}/{i:05d}_{safe}")
+    onnx.save_model(proto, path)  # writes every tensor marked external to its own file
 
 
 def validate(path: str) -> None:

@@ -161,7 +161,7 @@ def write_direct(source: Source, built: Any, path: str, options: ConvertOptions,
         plain = build_direct(source, replace(options, inputs_as_nchw=(), outputs_as_nchw=()))
         details["transposes_channels_last"] = plain.transposes()
         details["transposes"] = built.transposes()
-    external = weight_bytes(proto) >= options.external_data_bytes
+    external = weight_bytes(proto) >= options.external_data_bytes or options.external_data is not None
     if options.optimize:
         from modeltool.exporters.onnx_optimize import optimize
 
@@ -174,7 +174,7 @@ def write_direct(source: Source, built: Any, path: str, options: ConvertOptions,
         check_quantize(options, built.opset)
         proto, quantized = quantize(onnx, proto, options, context, _specs(source, options), source.ir, external)
         details.update(quantized)
-    onnx_files.save(onnx, proto, path, external, context.final_path)
+    onnx_files.save(onnx, proto, path, external, context.final_path, options.external_data)
     nodes, ops = len(proto.graph.node), sorted({n.op_type for n in proto.graph.node})
     del proto
     onnx_files.validate(path)

@@ -25,12 +25,43 @@ QUANTIZE_MODES = ("float16", "dynamic", "int8")
 
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """Write `source` as a .tflite file; returns details (quantization, ops, Flex use)."""
+    check_flatbuffer_size(source.ir, options)
     tf = require("tensorflow", "converting to TFLite")
     converter = source.tflite_converter(options)
     specs = source.input_specs(options.input_shapes)
     ir = source.ir
     return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context),
                         specs)  # fmt: skip
+
+
+#: a flatbuffer addresses its buffers with 32-bit signed offsets: a .tflite file stays under 2 GiB
+FLATBUFFER_LIMIT = 1 << 31
+#: bytes per float32 weight byte each --quantize kind keeps
+QUANTIZED_FRACTION = {None: 1.0, "float16": 0.5, "dynamic": 0.25, "int8": 0.25}
+
+
+def check_flatbuffer_size(ir: Model, options: ConvertOptions) -> None:
+    """Refuse, before TensorFlow is even imported, a model whose weights cannot fit one TFLite
+    flatbuffer (the converter would run for minutes and then fail on the 2 GiB offset limit)."""
+    import numpy as np
+
+    from modeltool.sizes import format_size
+
+    stored = 0
+    for w in ir.weights:
+        try:
+            stored += w.size * np.dtype(w.dtype).itemsize
+        except TypeError:
+            continue
+    fraction = QUANTIZED_FRACTION.get(options.quantize, 1.0)
+    projected = stored * fraction
+    if projected >= FLATBUFFER_LIMIT:
+        quantized = f" with --quantize {options.quantize}" if options.quantize else ""
+        smaller = "" if options.quantize in ("dynamic", "int8") else "; --quantize dynamic or int8 keeps a quarter"
+        raise UnsupportedError(
+            f"{ir.path}: its weights are {format_size(stored)}, {format_size(projected)} as TFLite{quantized}: "
+            f"over the 2 GiB a TFLite flatbuffer can hold{smaller}; convert to ONNX (external data) instead"
+        )
 
 
 def convert_with(
