@@ -114,7 +114,9 @@ def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:
         raise UsageError(f"{path}: cannot read input data ({exc})") from exc
     keys = list(data.keys())
     names = [s.name for s in specs]
-    stray = [k for k in keys if k not in names and not re.fullmatch(r"arr_\d+", k)]
+    # TensorFlow users key by tensor name (`X:0`, as --inputs accepts it): that is input X
+    by_key = {k: (k if k in names else _tensor_input(k, names)) for k in keys}
+    stray = [k for k in keys if by_key[k] is None and not re.fullmatch(r"arr_\d+", k)]
     if stray:
         # a misnamed array would otherwise be ignored or fed to the wrong input
         raise UsageError(
@@ -122,14 +124,21 @@ def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:
             "the arrays by input name, or save them by position (np.savez(path, x1, x2))"
         )
     feed: Feed = {}
+    keyed = {name: k for k, name in by_key.items() if name is not None}
     for i, spec in enumerate(specs):
-        if spec.name in data:
-            feed[spec.name] = data[spec.name]
+        if spec.name in keyed:
+            feed[spec.name] = data[keyed[spec.name]]
         elif f"arr_{i}" in data:
             feed[spec.name] = data[f"arr_{i}"]
         else:
             raise UsageError(f"{path}: no array for input {spec.name!r} (arrays: {', '.join(keys)})")
     return feed
+
+
+def _tensor_input(key: str, names: list[str]) -> str | None:
+    """The input a TensorFlow tensor name (`X:0`) stands for, else None."""
+    base, sep, index = key.rpartition(":")
+    return base if sep and index == "0" and base in names else None
 
 
 #: random calibration samples when the user gives none (TFLite and ONNX int8 alike)

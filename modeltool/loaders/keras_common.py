@@ -85,8 +85,9 @@ def training_summary(optimizer: Any, loss: Any, metrics: Any, raw: dict[str, Any
     """Optimizer, learning rate, loss and metrics as plain values, whatever Keras wrote them."""
     opt_name, lr = None, None
     if isinstance(optimizer, dict):
-        opt_name = optimizer.get("class_name") or optimizer.get("config", {}).get("name")
-        ocfg = optimizer.get("config") or {}
+        ocfg = optimizer.get("config") if isinstance(optimizer.get("config"), dict) else {}
+        opt_name = optimizer.get("class_name") or ocfg.get("name")
+        opt_name = opt_name if isinstance(opt_name, str) else None
         lr = ocfg.get("learning_rate", ocfg.get("lr"))
         if isinstance(lr, dict):
             lr = lr.get("class_name")
@@ -106,7 +107,10 @@ def training_summary(optimizer: Any, loss: Any, metrics: Any, raw: dict[str, Any
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         if "class_name" in value:
-            return value.get("config", {}).get("name") or value["class_name"]
+            inner = value.get("config")
+            if isinstance(inner, str):  # a function serialized by name: {"class_name": "function", "config": "mse"}
+                return inner
+            return (inner.get("name") if isinstance(inner, dict) else None) or value["class_name"]
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]

@@ -99,7 +99,8 @@ def lambda_info(config: dict[str, Any]) -> dict[str, Any]:
             raw = fn[0].encode("latin-1", "replace")
             info["function_type"] = info["function_type"] or "lambda"
     elif isinstance(fn, dict):
-        code = (fn.get("config") or {}).get("code")
+        inner = fn.get("config")
+        code = inner.get("code") if isinstance(inner, dict) else None  # a str names a registered function
         info["function_type"] = fn.get("class_name")
         if isinstance(code, str):
             try:

@@ -1,0 +1,133 @@
+"""Benchmark: KerasHub backbones to ONNX and TFLite, modeltool side by side with Keras's own exporters,
+in one run.
+
+    python bench/bench_hub.py [--models gpt2,gemma,gemma1b] [--out results.md]
+
+Models (random weights, seeded, built from KerasHub constructors and saved as `.keras`):
+  gpt2      GPT-2 base's sizes: vocabulary 50257, 12 layers, hidden 768 (124M parameters, 0.5 GB)
+  gemma     Gemma's architecture at 300M: vocabulary 256000, hidden 1024, 2 layers, 8/1 heads
+  gemma1b   Gemma 2B's sizes with 6 of its 18 layers: about 1.1 billion parameters (4.4 GB as float32,
+            over ONNX's 2 GB protobuf limit): ONNX with external data
+
+Tools, each in a fresh interpreter (wall time with imports, the child's peak RSS):
+  modeltool onnx        modeltool convert m.keras m.onnx (TensorFlow route, verified against Keras
+                        loading the file, two sequence lengths); and the same with --no-verify
+  keras export onnx     model.export(path, format="onnx") after keras.saving.load_model (TensorFlow
+                        backend, tf2onnx inside), then checked by `modeltool verify m.keras out.onnx`
+  modeltool tflite      modeltool convert m.keras m.tflite --input-shape token_ids=1,128 ... (verified)
+  keras export litert   model.export(path, format="litert"), then checked by `modeltool verify`
+Each cell: seconds, peak MB, node or op count, verified or not. The ONNX peak is also given as a
+multiple of the weights' size (the target for the 1B model: at most 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import publish, run  # noqa: E402
+
+MODELS = {
+    "gpt2": ("GPT2Backbone", dict(vocabulary_size=50257, num_layers=12, num_heads=12, hidden_dim=768,
+                                  intermediate_dim=3072, max_sequence_length=1024)),
+    "gemma": ("GemmaBackbone", dict(vocabulary_size=256000, num_layers=2, num_query_heads=8, num_key_value_heads=1,
+                                    hidden_dim=1024, intermediate_dim=8192, head_dim=128)),
+    "gemma1b": ("GemmaBackbone", dict(vocabulary_size=256000, num_layers=6, num_query_heads=8, num_key_value_heads=1,
+                                      hidden_dim=2048, intermediate_dim=32768, head_dim=256)),
+}  # fmt: skip
+SEQUENCE = 128
+
+BUILD = """
+import json, sys, keras, keras_hub
+keras.utils.set_random_seed(0)
+model = getattr(keras_hub.models, sys.argv[1])(**json.loads(sys.argv[2]))
+model.save(sys.argv[3])
+print(model.count_params())
+"""
+EXPORT = """
+import sys, keras, keras_hub
+model = keras.saving.load_model(sys.argv[1], compile=False)
+model.export(sys.argv[2], format=sys.argv[3], verbose=False)
+"""
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def _ops(path: Path) -> str:
+    """Node count of an ONNX file, op count of a TFLite file."""
+    try:
+        if path.suffix == ".onnx":
+            import onnx
+
+            return f", {len(onnx.load(str(path), load_external_data=False).graph.node)} nodes"
+        from modeltool.loaders import load
+
+        return f", {len(load(str(path)).graph.nodes)} ops"
+    except Exception:  # noqa: BLE001 - a figure, not the verdict
+        return ""
+
+
+def _verified(py: str, src: Path, out: Path, shapes: list[str]) -> str:
+    if not out.exists():
+        return "no file"
+    r = run([py, "-m", "modeltool", "verify", str(src), str(out), "--json", *shapes], timeout=3600)
+    try:
+        return "verified" if json.loads(r.stdout)["passed"] else "MISMATCH"
+    except (ValueError, KeyError):
+        return f"not runnable ({r.last_error()})"
+
+
+def cell(r, out: Path, verdict: str, weights: int | None = None) -> str:
+    if r.rc != 0 or not out.exists():
+        return f"failed after {r.seconds:.0f} s, {r.peak_mb:.0f} MB ({r.last_error()})"
+    ratio = f" = {r.peak_mb * 2**20 / weights:.2f}x weights" if weights else ""
+    return f"{r.seconds:.1f} s, {r.peak_mb:.0f} MB{ratio}{_ops(out)} ({verdict})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="gpt2,gemma,gemma1b")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    py = sys.executable
+    rows = ["| model | params | modeltool onnx | the same, --no-verify | keras export onnx | modeltool tflite "
+            "| keras export litert |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            cls, kwargs = MODELS[name]
+            d = Path(tmp) / name
+            d.mkdir()
+            src = d / f"{name}.keras"
+            built = run([py, "-c", BUILD, cls, json.dumps(kwargs), str(src)], timeout=3600)
+            if built.rc != 0:
+                rows.append(f"| {name} | build failed ({built.last_error()}) |")
+                continue
+            params = int(built.stdout.strip().splitlines()[-1])
+            weights = params * 4
+            fixed = [f"--input-shape={n}=1,{SEQUENCE}" for n in ("token_ids", "padding_mask")]
+            convert = [py, "-m", "modeltool", "convert", str(src)]
+            ours = run([*convert, str(d / "m.onnx"), "--json", "--batch", "1"], timeout=3600)
+            ours_verdict = "verified" if ours.rc == 0 and json.loads(ours.stdout)["passed"] else "not verified"
+            fast = run([*convert, str(d / "fast.onnx"), "--no-verify"], timeout=3600)
+            theirs = run([py, "-c", EXPORT, str(src), str(d / "keras.onnx"), "onnx"], timeout=3600)
+            tfl = run([*convert, str(d / "m.tflite"), "--json", *fixed], timeout=3600)
+            tfl_verdict = "verified" if tfl.rc == 0 and json.loads(tfl.stdout)["passed"] else "not verified"
+            litert = run([py, "-c", EXPORT, str(src), str(d / "keras.tflite"), "litert"], timeout=3600)
+            cells = [cell(ours, d / "m.onnx", ours_verdict, weights), cell(fast, d / "fast.onnx", "not verified",
+                     weights), cell(theirs, d / "keras.onnx", _verified(py, src, d / "keras.onnx", []), weights),
+                     cell(tfl, d / "m.tflite", tfl_verdict),
+                     cell(litert, d / "keras.tflite", _verified(py, src, d / "keras.tflite", fixed))]  # fmt: skip
+            rows.append(f"| {name} | {params / 1e6:.0f}M ({weights / 2**30:.2f} GiB) | {' | '.join(cells)} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    publish("\n".join(rows), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
