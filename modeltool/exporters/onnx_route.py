@@ -65,6 +65,10 @@ def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
         if asked:
             why = f"{', '.join(asked)}: implemented on the TensorFlow route (--via direct to write it directly)"
             return "tf", why, None
+        from modeltool.exporters.direct.export import MIN_OPSET
+
+        if options.opset is not None and options.opset < MIN_OPSET:
+            return "tf", f"--opset {options.opset}: the direct route writes opsets {MIN_OPSET} and newer", None
     from modeltool.exporters.direct.context import NotCovered
 
     try:

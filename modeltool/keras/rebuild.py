@@ -466,6 +466,8 @@ def _load_keras3_weights(native: Any, model: Model) -> bool:
 def is_subclassed(model: Model) -> bool:
     """A model whose one node is a custom class with no layers in the file: Keras itself builds it."""
     nodes = model.graph.nodes if model.graph is not None else []
+    if len(nodes) == 1 and "subclassed" in nodes[0].flags:
+        return True
     return len(nodes) == 1 and "custom" in nodes[0].flags and nodes[0].subgraph is None and not model.graph.inputs
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from modeltool.errors import LoadError
 from modeltool.formats import Format, describe
-from modeltool.ir import Graph, Metadata, Model, Node, Weight
+from modeltool.ir import Graph, Metadata, Model, Node, TensorSpec, Weight
 from modeltool.keras.graph import build_graph, is_model_class
 from modeltool.keras.trust import library_of, pip_name
 from modeltool.keras.weights import attach
@@ -63,7 +63,7 @@ def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> G
     # A subclassed model or a custom Model class: its layers live in Python code, not in the file.
     name = (cfg or {}).get("name", cls) if isinstance(cfg, dict) else cls
     library = library_of(model_cfg)
-    flags, attrs = ["custom"], {}
+    flags, attrs = ["custom", "subclassed"], {}
     if library is not None:
         flags.append("library")
         attrs["library"] = library
@@ -78,7 +78,29 @@ def config_graph(path: str, model_cfg: dict[str, Any], warnings: list[str]) -> G
         )
     node = Node(str(name), cls, cfg if isinstance(cfg, dict) else {}, flags=flags, params=None,
                 trainable_params=None, output_shapes=[None], attrs=attrs)  # fmt: skip
-    return Graph([node], [], [], "layer", str(name))
+    inputs = build_config_inputs(model_cfg)
+    node.inbound = [[s.name for s in inputs]] if inputs else []
+    return Graph([node], inputs, [], "layer", str(name))
+
+
+def build_config_inputs(model_cfg: dict[str, Any]) -> list[TensorSpec]:
+    """The inputs a subclassed model was built with, from Keras 3's `build_config` (`input_shape`:
+    one shape, a list of shapes, or a dict of them by name); the dtype is not recorded there."""
+    build = model_cfg.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+    if isinstance(shape, dict):
+        named = [(str(k), v) for k, v in shape.items()]
+    elif isinstance(shape, (list, tuple)) and shape and all(isinstance(s, (list, tuple)) or s is None for s in shape):
+        named = [(f"input_{i}", s) for i, s in enumerate(shape)] if len(shape) > 1 else [("input", shape[0])]
+    elif isinstance(shape, (list, tuple)):
+        named = [("input", shape)]
+    else:
+        return []
+    out = []
+    for name, dims in named:
+        if isinstance(dims, (list, tuple)) and all(d is None or isinstance(d, int) for d in dims):
+            out.append(TensorSpec(name, tuple(dims), None))
+    return out
 
 
 def training_summary(optimizer: Any, loss: Any, metrics: Any, raw: dict[str, Any]) -> dict[str, Any]:

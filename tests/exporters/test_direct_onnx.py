@@ -335,3 +335,13 @@ def test_application_direct_against_tensorflow_route(name, tmp_path):
     assert direct.passed and tf.passed, direct.render() + tf.render()
     assert direct.details["nodes"] <= tf.details["nodes"], (direct.details["nodes"], tf.details["nodes"])
     _agree(str(tmp_path / "d.onnx"), str(tmp_path / "t.onnx"))
+
+
+def test_auto_takes_the_route_that_writes_an_old_opset(tmp_path):
+    """--opset 11 with the default --via auto: the TensorFlow route writes it (the direct one starts at 13)."""
+    import onnx
+
+    report = convert(FIXTURES / "keras3/conv_bn.keras", str(tmp_path / "m.onnx"), _options(opset=11))
+    assert report.passed, report.render()
+    assert report.details["route"] == "tf" and "--opset 11" in report.details["route_reason"]
+    assert onnx.load(tmp_path / "m.onnx").opset_import[0].version == 11

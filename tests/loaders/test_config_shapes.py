@@ -96,3 +96,26 @@ def test_npz_keyed_by_tensor_name(tmp_path):
     np.savez(tmp_path / "d.npz", **{"X:0": np.ones((1, 3), "float32"), "keep_prob:0": np.float32(1.0)})
     feed = npz_feed(tmp_path / "d.npz", [TensorSpec("X", (None, 3), "float32"), TensorSpec("keep_prob", (), "float32")])
     assert feed["X"].shape == (1, 3) and float(feed["keep_prob"]) == 1.0
+
+
+def test_subclassed_model_inputs_from_build_config():
+    """A subclassed Keras 3 model has no layers in the file, but `build_config` holds the shape it was
+    built with: inspect shows it as the input (Keras wrote `{"input_shape": [1, 5]}` for this fixture)."""
+    from tests.conftest import FIXTURES
+
+    model = load(str(FIXTURES / "keras3/subclassed.keras"))
+    assert [(s.name, s.shape) for s in model.inputs] == [("input", (1, 5))]
+    assert "input  (1, 5)" in render_summary(model)
+
+
+def test_build_config_shapes():
+    from modeltool.loaders.keras_common import build_config_inputs
+
+    def names(shape):
+        return [(s.name, s.shape) for s in build_config_inputs({"build_config": {"input_shape": shape}})]
+
+    assert names([None, 8]) == [("input", (None, 8))]
+    assert names([[None, 8], [None, 3]]) == [("input_0", (None, 8)), ("input_1", (None, 3))]
+    assert names({"token_ids": [None, None], "mask": [None, None]}) == [("token_ids", (None, None)),
+                                                                       ("mask", (None, None))]
+    assert names(None) == [] and names("junk") == [] and names([["x"]]) == []

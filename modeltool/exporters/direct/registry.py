@@ -17,6 +17,7 @@ from typing import Any
 
 from modeltool.exporters.direct import activations
 from modeltool.ir import Model
+from modeltool.keras.rebuild import is_subclassed
 from modeltool.keras.semantics import writer_generation
 
 P = "modeltool.exporters.direct."
@@ -130,7 +131,7 @@ def coverage(ir: Model, custom: dict[str, Any] | None = None) -> list[Gap]:
     if ir.graph is None or ir.config is None:
         return [Gap(ir.path, "?", "no architecture in the file")]
     nodes = ir.graph.nodes
-    if len(nodes) == 1 and "custom" in nodes[0].flags and nodes[0].subgraph is None and not ir.graph.inputs:
+    if is_subclassed(ir):
         return [Gap(nodes[0].name, nodes[0].op, "a subclassed model: its layers and their order are Python code "
                                                 "(the TensorFlow route traces it)")]  # fmt: skip
     generation = writer_generation(ir)
