@@ -141,6 +141,8 @@ def split_name_shape(value: str, flag: str) -> tuple[str, Shape | None]:
         name, _, dims = value.rpartition("=")
         if dims.strip() in ("()", "scalar"):
             return name.strip(), ()
+        if not dims.strip():
+            raise UsageError(f"{flag} {value!r}: nothing after '='; give the shape (x=1,784) or () for a scalar")
     else:
         head, sep, tail = value.rpartition(":")
         if sep and head and _DIMS.match(tail) and ("," in tail or "x" in tail or "?" in tail):

@@ -48,8 +48,9 @@ def graph_boundary_options(f: F) -> F:
     """--inputs, --outputs: the boundary of a frozen GraphDef or TF1 checkpoint graph."""
     return _apply(f, [
         click.option("--inputs", default=None, metavar="NAME[=SHAPE],..",
-                     help="Frozen GraphDef / TF1 checkpoint inputs (default: the Placeholders), e.g. "
-                          "X=1x784,keep_prob (a name may hold ':', as in keep_prob:0)."),
+                     help="Frozen GraphDef / TF1 checkpoint inputs (default: the Placeholders), a shape after = "
+                          "(dims joined by x, ? open, () a scalar), e.g. "
+                          "X=1x784,keep_prob=() (a name may hold ':', as in keep_prob:0)."),
         click.option("--outputs", default=None, metavar="NAME,..",
                      help="Frozen GraphDef / TF1 checkpoint outputs (default: detected), with or without :0."),
     ])  # fmt: skip

@@ -67,6 +67,9 @@ def parse_io(values: str | Iterable[str] | None, what: str) -> list[tuple[str, t
             if "=" in part:
                 name, _, dims = part.rpartition("=")
                 dims = dims.strip()
+                if not dims:
+                    raise UsageError(f"--{what} {part!r}: nothing after '='; give the shape (X=1x784, X=[1,784]) "
+                                     f"or () for a scalar ({name.strip()}=())")
                 if dims in ("()", "[]", "scalar"):
                     shape = ()
                 elif dims.startswith("["):

@@ -33,3 +33,16 @@ def test_inspect_quiet_is_a_readability_check(tmp_path) -> None:
     assert run_cli("inspect", FIXTURES / "keras3/conv_bn.keras", "-q").stdout == ""
     (tmp_path / "x.keras").write_bytes(b"not a model")
     assert run_cli("inspect", tmp_path / "x.keras", "-q").returncode == 2
+
+
+def test_an_empty_shape_after_equals_is_a_clear_error():
+    """`--inputs keep_prob=` gave a TensorFlow shape error; it names the fix, `keep_prob=()` for a scalar."""
+    from modeltool.errors import UsageError
+    from modeltool.options import split_name_shape
+    from modeltool.tfgraph.graph import parse_io
+
+    with pytest.raises(UsageError, match=r"nothing after '='.*keep_prob=\(\)"):
+        parse_io("X=1x784,keep_prob=", "inputs")
+    assert parse_io("X=1x784,keep_prob=()", "inputs") == [("X", (1, 784)), ("keep_prob", ())]
+    with pytest.raises(UsageError, match="nothing after '='"):
+        split_name_shape("x=", "--input-shape")
