@@ -113,10 +113,34 @@ def convert(
     if TARGETS[target].needs_keras:
         source.keras_model()  # a graph source says here that it has no Keras layers
     context = ExportContext(final)
+    options = _shapes_from_input_data(source, target, options, context)
     with _step(report, source.build_step, progress):
         source.materialize()
         prepared = source.prepared(target, options, context)
     return _export(prepared, target, dst, options, context, report, progress)
+
+
+def _shapes_from_input_data(source: Any, target: Target, options: ConvertOptions, context: ExportContext) -> Any:
+    """A Keras model with RNN layers to TFLite needs fixed timesteps (its RNNs are unrolled into
+    builtin ops); when `--input data.npz` already fixes every input's shape and no --input-shape
+    is given, those shapes are the ones, and the report says so."""
+    from dataclasses import replace
+
+    from modeltool.sources.keras import has_rnn, ir_boundary_names
+
+    if target != Target.TFLITE or options.input_shapes or not options.input_data or options.allow_flex:
+        return options
+    if source.kind != "keras" or source.ir.graph is None or not has_rnn(source.ir):
+        return options
+    from modeltool.feeds import npz_feed
+    from modeltool.ir import TensorSpec
+
+    names = ir_boundary_names(source.ir)[0]
+    feed = npz_feed(options.input_data, [TensorSpec(n, None, None) for n in names])
+    shapes = {n: tuple(int(d) for d in feed[n].shape) for n in names}
+    said = ", ".join(f"{n}={','.join(map(str, s))}" for n, s in shapes.items())
+    context.warnings.append(f"input shapes fixed from --input {os.path.basename(options.input_data)}: {said}")
+    return replace(options, input_shapes=shapes)
 
 
 def _export(

@@ -36,3 +36,15 @@ def test_lambda_model_refuses_without_unsafe(tmp_path):
     with pytest.raises(UnsafeContentError, match="lambda_1"):
         convert(CORPUS / "carnd_patrick_lambda_h5" / "model.h5", str(tmp_path / "m.onnx"))
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_rnn_to_tflite_takes_its_shapes_from_input_data(tmp_path):
+    """Open timesteps with `--input data.npz` and no --input-shape: the data's shapes fix them (said)."""
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", cu_dnnlstm_1_input=np.random.default_rng(0).standard_normal((2, 10, 5)).astype("f4"))
+    opts = ConvertOptions(weights_from=str(CORPUS / "astryx_cudnnlstm_weights/model.h5"),
+                          input_data=str(tmp_path / "x.npz"))  # fmt: skip
+    report = convert(CORPUS / "astryx_cudnnlstm_yaml/model.yaml", str(tmp_path / "m.tflite"), opts)
+    assert report.passed and report.written, report.render()
+    assert any("fixed from --input x.npz: cu_dnnlstm_1_input=2,10,5" in w for w in report.warnings), report.warnings
