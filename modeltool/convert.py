@@ -46,11 +46,18 @@ class ConvertReport:
 
     @property
     def passed(self) -> bool:
-        return self.verification is None or self.verification.passed
+        """The file was verified (or needs no verification) and its numbers agree; an INCONCLUSIVE
+        verification keeps the file, with the verdict said (`verdict`, and a warning)."""
+        return self.verification is None or self.verification.agrees
+
+    @property
+    def verdict(self) -> str:
+        return "UNVERIFIED" if self.verification is None else self.verification.verdict
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "verdict": self.verdict,
             "written": self.written,
             "source": self.source,
             "source_format": self.source_format,
@@ -169,6 +176,12 @@ def _export(
             elif options.verify:
                 with _step(report, "verify", progress):
                     report.verification = _verify(source, tmp, options, context)
+                if report.verification.verdict == "INCONCLUSIVE":
+                    context.warnings.append(
+                        "INCONCLUSIVE: the file is written, but its outputs agree without proving anything ("
+                        + "; ".join(report.verification.inconclusive) + "); verify it on real inputs: "
+                        f"modeltool verify {report.source} {report.output} --input real.npz"
+                    )
                 if options.html:
                     from modeltool.verify import write_html
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from modeltool.errors import UsageError
+from modeltool.evidence import REAL_INPUTS, batch_constant, constant_reason, uninformative
 from modeltool.feeds import npz_feed, random_feed
 from modeltool.formats import Format
 from modeltool.ir import Model, format_shape
@@ -77,6 +78,10 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     #: what else was checked (a second sequence length)
     notes: list[str] = field(default_factory=list)
+    #: why agreeing outputs prove nothing (`modeltool.evidence`): the verdict is then INCONCLUSIVE
+    inconclusive: list[str] = field(default_factory=list)
+    #: outputs whose every batch row came out the same (a second draw of inputs tells)
+    constant: list[str] = field(default_factory=list, repr=False)
     input_source: str = "random"
     #: what computed the reference and why (Keras sources: the writer's runtime or the rebuild)
     reference_kind: str | None = None
@@ -84,12 +89,24 @@ class VerifyReport:
     localization: Any = None
 
     @property
-    def passed(self) -> bool:
+    def agrees(self) -> bool:
+        """Every output within its tolerance and no problem: the numbers agree."""
         return not self.problems and bool(self.outputs) and all(o.passed for o in self.outputs)
+
+    @property
+    def passed(self) -> bool:
+        """The numbers agree and they prove something (not INCONCLUSIVE)."""
+        return self.agrees and not self.inconclusive
+
+    @property
+    def verdict(self) -> str:
+        return "PASSED" if self.passed else ("INCONCLUSIVE" if self.agrees else "FAILED")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "verdict": self.verdict,
+            "inconclusive": list(self.inconclusive),
             "reference": self.reference,
             "target": self.target,
             "reference_backend": self.reference_backend,
@@ -131,7 +148,10 @@ class VerifyReport:
         lines += [f"note: {n}" for n in self.notes]
         if self.localization is not None:
             lines.append(self.localization.render())
-        lines.append("result: " + ("PASSED" if self.passed else "FAILED"))
+        if self.verdict == "INCONCLUSIVE":
+            lines += [f"inconclusive: {r}" for r in self.inconclusive]
+            lines.append(f"the outputs agree but prove nothing about the conversion: {REAL_INPUTS}")
+        lines.append(f"result: {self.verdict}")
         return "\n".join(lines)
 
 
@@ -203,6 +223,13 @@ def compare(
             continue
         for key, value in compare_arrays(a, b, tol, check.noise_floor).items():
             setattr(check, key, value)
+        if check.passed:
+            reason = uninformative(r_name, a, tol)
+            if reason:
+                report.inconclusive.append(reason)
+                check.verdict += " (inconclusive)"
+            elif batch_constant(a, tol):
+                report.constant.append(r_name)
     return report
 
 
@@ -268,17 +295,38 @@ def compare_runners(
                 check.name = f"{check.name} @{length}"
             report.outputs += again.outputs
             report.problems += [f"at sequence length {length}: {p}" for p in again.problems]
+            report.inconclusive += [r for r in again.inconclusive if r not in report.inconclusive]
             report.notes.append(
                 f"dynamic sequence length checked: outputs compared at length {feed[next(iter(feed))].shape[1]} "
                 f"and again at {length} (rows marked @{length})"
             )
-        if localize == "always" or (localize == "on_failure" and not report.passed):
+        if report.agrees and report.constant:
+            _confirm_constant(report, ref, specs, tgt.input_specs(), feed, ir, options, tolerance)
+        if localize == "always" or (localize == "on_failure" and not report.agrees):
             from modeltool.localize import localize as run_localization
 
             pairs = pair_names([s.name for s in specs], [s.name for s in tgt.input_specs()], "inputs", [])
             target_feed = {t: feed[r] for r, t in pairs}
             report.localization = run_localization(ref, tgt, feed, tolerance, target_feed=target_feed)
         return report
+
+
+def _confirm_constant(report: VerifyReport, ref: Runner, specs: list, tgt_specs: list, feed: Feed,
+                      ir: Model | None, options: CompareOptions, tol: Tolerance) -> None:  # fmt: skip
+    """Outputs the same for every row: a second random draw tells whether they depend on the input
+    at all (the user's own inputs are taken as they are: rows alike there are the user's choice)."""
+    if options.input_data:
+        return
+    first = ref.infer(feed)
+    second = ref.infer(random_feed(specs, others=tgt_specs, ir=ir, seed=options.seed + 7, batch=options.batch,
+                                   shapes={k: v.shape for k, v in feed.items()}))  # fmt: skip
+    for name in report.constant:
+        reason = constant_reason(name, first[name], second.get(name), tol)
+        if reason:
+            report.inconclusive.append(reason)
+            for check in report.outputs:
+                if check.name == name:
+                    check.verdict += " (inconclusive)"
 
 
 #: the second sequence length a model with a dynamic one is verified at (prime: no stride divides it)

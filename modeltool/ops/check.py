@@ -292,6 +292,8 @@ def parity_rules(path: str, policy: Policy, reference: str | None, options: Comp
                               o.verdict))  # fmt: skip
     for problem in report.problems:
         out.append(RuleResult("parity", False, "not comparable", "outputs comparable", problem))
+    for reason in report.inconclusive:  # outputs that agree but prove nothing (modeltool.evidence)
+        out.append(RuleResult("parity.evidence", False, "inconclusive", "outputs that carry information", reason))
     return out
 
 

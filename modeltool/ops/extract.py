@@ -40,7 +40,7 @@ class ExtractReport:
 
     @property
     def passed(self) -> bool:
-        ok = self.verification is None or self.verification.passed
+        ok = self.verification is None or self.verification.agrees
         return ok and (self.conversion is None or self.conversion.passed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -378,7 +378,7 @@ def extract(
     if options.verify:
         report.verification = _verify(native, ir, sub, cut_paths, out_names, options,
                                       tolerance_for(None, options.atol, options.rtol))  # fmt: skip
-        if not report.verification.passed:
+        if not report.verification.agrees:
             return report
     with tempfile.TemporaryDirectory() as tmp:
         staged = os.path.join(tmp, "extracted.keras")
