@@ -58,5 +58,5 @@ def constant_reason(name: str, first: np.ndarray, second: np.ndarray | None, tol
         if a.shape != b.shape or not np.allclose(a.reshape(a.shape[0], -1)[0], b.reshape(b.shape[0], -1)[0],
                                                  atol=tol.atol, rtol=tol.rtol):  # fmt: skip
             return None
-        return f"{name}: the same values for every input (each row of two random draws): it does not depend on the input"
+        return f"{name}: the same values for every input (each row of two random draws): it ignores the input"
     return f"{name}: the same values for every row of the inputs: it may not depend on the input"
