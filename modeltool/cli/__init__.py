@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -52,10 +54,48 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    if not debug and not os.environ.get("MODELTOOL_DEBUG"):
+    quiet = not debug and not os.environ.get("MODELTOOL_DEBUG")
+    if quiet:
         _quiet_libraries()
     if debug:  # accepted anywhere on the line, not only before the command
         args = ["--debug"] + [a for a in args if a != "--debug"]
+    with own_stderr(quiet):
+        return _run(args, debug)
+
+
+@contextmanager
+def own_stderr(active: bool = True) -> Iterator[None]:
+    """While a command runs, file descriptor 2 goes to /dev/null and Python's `sys.stderr` to the real
+    stderr: what C++ runtimes log there (TensorFlow's "failed call to cuInit" whenever a graph first
+    runs on a machine with CUDA libraries and no driver, oneDNN notices, onnxruntime and LiteRT
+    warnings) never mixes with modeltool's own one-line messages, whenever it is printed. `--debug`
+    keeps them."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep apart
+        yield
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    original = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
+                           errors="backslashreplace")  # fmt: skip
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         cli.main(args=args, prog_name="modeltool", standalone_mode=False)
     except click.exceptions.Abort:

@@ -31,3 +31,24 @@ def test_quiet_prints_nothing(tmp_path) -> None:
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
     result = run_cli("verify", FIXTURES / "keras3/sequential_mlp.keras", tmp_path / "m.onnx", "-q")
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_runtime_logs_on_fd2_never_reach_stderr_whenever_they_come():
+    """TensorFlow prints "failed call to cuInit" from C++ (fd 2) when a graph first runs, long after
+    import, on machines with CUDA libraries and no driver; any such write while a command runs is kept
+    off stderr, and modeltool's own line still arrives (and --debug keeps the runtime's)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from modeltool.cli import own_stderr\n"
+        "with own_stderr(sys.argv[1] == 'quiet'):\n"
+        "    os.write(2, b'E0000 cuda_platform.cc:52] failed call to cuInit\\n')\n"
+        "    print('modeltool: error: x.h5: what is wrong', file=sys.stderr)\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code, "quiet"], capture_output=True, text=True, timeout=60)
+    assert quiet.stderr == "modeltool: error: x.h5: what is wrong\nafter\n"
+    loud = subprocess.run([sys.executable, "-c", code, "debug"], capture_output=True, text=True, timeout=60)
+    assert "failed call to cuInit" in loud.stderr and "what is wrong" in loud.stderr
