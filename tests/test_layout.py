@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "modeltool"
 #: the layers, lowest first; a part may import its own layer and those below it, never above
 LAYERS = [
     {"errors", "deps", "limits", "sizes", "formats", "options", "targets", "ir", "atomic", "policy", "wire"},
-    {"keras", "tfgraph", "quantization", "feeds", "metrics"},
+    {"keras", "tfgraph", "quantization", "feeds", "metrics", "evidence"},
     {"loaders", "runners"},
     {"sources"},
     {"exporters"},

@@ -148,8 +148,8 @@ def _traced_shapes(keras: Any, native: Any, model: Model) -> dict[int, list[tupl
     the model runs on two small inputs of different batch and sequence sizes: sub-layers are only
     ever called inside their parent's `call`, and a dim that differs between the runs is dynamic
     (None), one that stays is the model's own."""
+    from modeltool.keras.calls import pack_inputs
     from modeltool.keras.hub import input_meanings
-    from modeltool.runners.keras import pack_inputs
 
     meanings = input_meanings(model)
     runs: list[dict[int, list[tuple]]] = []

@@ -17,6 +17,7 @@ import numpy as np
 from modeltool.deps import require
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.ir import Model, TensorSpec
+from modeltool.keras.calls import flat_outputs, keras_output_names, pack_inputs
 from modeltool.runners.base import Feed, Runner
 
 
@@ -212,34 +213,6 @@ def keras_io(native: Any) -> tuple[list[TensorSpec], int]:
     if not isinstance(shape, (list, tuple)) or not shape or isinstance(shape[0], (list, tuple, dict)):
         raise UnsupportedError(f"{native.name}: a subclassed model with several or unknown inputs cannot be exported")
     return [TensorSpec("input", (None, *shape[1:]), "float32")], 1
-
-
-def pack_inputs(native: Any, args: list[Any]) -> Any:
-    """The call argument of a Keras model from its inputs in `native.inputs` order: a dict keyed
-    by input name for models built on a dict of inputs (KerasHub's `{"token_ids": ...,
-    "padding_mask": ...}`), a list for several inputs, the tensor itself for one."""
-    struct = getattr(native, "_inputs_struct", None)
-    if isinstance(struct, dict):
-        keras = require("keras")
-        return keras.tree.pack_sequence_as(struct, list(args))
-    return list(args) if len(args) > 1 else args[0]
-
-
-def flat_outputs(out: Any) -> list[Any]:
-    """A Keras model's outputs in `native.outputs` order (a dict flattens in sorted-key order, as
-    Keras flattens it)."""
-    if isinstance(out, dict):
-        return [out[k] for k in sorted(out)]
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
-def keras_output_names(native: Any) -> list[str] | None:
-    """The keys of a model returning a dict of outputs (KerasHub's `sequence_output`,
-    `pooled_output`), in `native.outputs` order; None for other models."""
-    struct = getattr(native, "_outputs_struct", None)
-    if isinstance(struct, dict) and all(isinstance(k, str) for k in struct):
-        return sorted(struct)
-    return None
 
 
 def _ir_names(ir: Model | None, side: str, count: int, own: list[str] | None = None) -> list[str]:

@@ -17,9 +17,9 @@ from typing import Any
 from modeltool.deps import require
 from modeltool.errors import UsageError
 from modeltool.ir import Model, TensorSpec
+from modeltool.keras.calls import flat_outputs, pack_inputs
 from modeltool.options import CompareOptions, ConvertOptions, Shape
 from modeltool.runners.base import Runner
-from modeltool.runners.keras import flat_outputs, pack_inputs
 from modeltool.sources.base import ExportContext, OnnxGraph, Source
 
 RNN_LAYERS = {"LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"}
@@ -175,7 +175,8 @@ def has_rnn(model: Model) -> bool:
 
 def boundary_names(native: Any, ir: Model | None) -> tuple[list[str], list[str]]:
     """(input names, output names) from the IR when it matches the Keras model, else Keras's."""
-    from modeltool.runners.keras import keras_io, keras_output_names
+    from modeltool.keras.calls import keras_output_names
+    from modeltool.runners.keras import keras_io
 
     specs, n_out = keras_io(native)
     ins = [s.name.split(":")[0] for s in specs]
