@@ -167,7 +167,11 @@ def _export(
                 from modeltool.exporters.keras import roundtrip
 
                 with _step(report, "roundtrip", progress):
-                    report.details.update(roundtrip(source, target, tmp))
+                    details, loaded = roundtrip(source, target, tmp)
+                    report.details.update(details)
+                if options.verify and loaded is not None and target in (Target.KERAS, Target.H5, Target.WEIGHTS_H5):
+                    with _step(report, "verify", progress):
+                        report.verification = _verify_loaded(source, loaded, options, context)
             elif options.verify and report.details.get("flex_ops"):
                 context.warnings.append(
                     "verification skipped: the model needs Select TF (Flex) ops, which neither LiteRT's stock "
@@ -198,6 +202,17 @@ def _export(
 
 class _Discard(Exception):
     """Leave the atomic block without moving the output into place."""
+
+
+def _verify_loaded(source: Source, loaded: Any, options: ConvertOptions, context: ExportContext) -> VerifyReport:
+    """A Keras file written by `convert`, as Keras loaded it back, run against the source's
+    reference (the writer's runtime reading the original) on the same inputs."""
+    from modeltool.runners.keras import KerasRunner
+    from modeltool.verify import compare_runners, tolerance_for
+
+    runner = KerasRunner(loaded, source.ir, label=context.final_path)
+    return compare_runners(source.reference(), runner, options, tolerance_for(None, options.atol, options.rtol),
+                           ir=source.ir)  # fmt: skip
 
 
 def _verify(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> VerifyReport:

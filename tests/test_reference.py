@@ -26,10 +26,18 @@ def test_keras2_reference_is_tf_keras_and_rebuild_on_request(tmp_path):
     assert json.loads(proc.stdout)["reference_kind"].startswith("rebuild: modeltool's Keras 3")
 
 
-def test_writer_reference_of_a_keras3_file_is_a_usage_error(tmp_path):
-    proc = run_cli("convert", KERAS3, tmp_path / "a.onnx", "--reference", "writer")
+def test_writer_reference_of_a_keras3_file_is_keras3_loading_it(tmp_path):
+    proc = run_cli("convert", KERAS3, tmp_path / "a.onnx", "--reference", "writer", "--json")
+    assert proc.returncode == 0, proc.stderr
+    kind = json.loads(proc.stdout)["verification"]["reference_kind"]
+    assert kind.startswith("writer: Keras 3") and "loaded the file itself (keras.saving.load_model, safe_mode)" in kind
+
+
+def test_writer_reference_of_a_file_naming_code_is_a_usage_error(tmp_path):
+    proc = run_cli("convert", FIXTURES / "keras3/custom_layer.keras", tmp_path / "a.onnx", "--reference", "writer",
+                   "--custom-objects", FIXTURES / "custom_objects.py")  # fmt: skip
     assert proc.returncode == 2
-    assert "written by Keras 3" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "never handed to a loader" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.onnx").exists()
 
 

@@ -63,8 +63,10 @@ def export_checkpoint(source: Source, path: str, options: ConvertOptions, contex
     return {"keras_format": "tf_checkpoint", "prefix": os.path.basename(prefix)}
 
 
-def roundtrip(source: Source, target: Target, path: str) -> dict[str, Any]:
-    """Load the written file back with Keras 3 and compare every weight with the model written."""
+def roundtrip(source: Source, target: Target, path: str) -> tuple[dict[str, Any], Any]:
+    """Load the written file back with Keras 3 and compare every weight with the model written.
+    Returns the details and the model Keras loaded (None for an architecture alone), which
+    `convert` then runs against the source's reference like any other target."""
     native = source.keras_model()
     custom_objects = getattr(source, "custom", None)
     keras = require("keras", "checking the written Keras file")
@@ -87,7 +89,7 @@ def roundtrip(source: Source, target: Target, path: str) -> dict[str, Any]:
             raise UnsupportedError(
                 f"{path}: reloaded architecture has {len(loaded.weights)} weights, expected {len(native.weights)}"
             )
-        return {"roundtrip": "architecture reloaded", "weights": len(loaded.weights)}
+        return {"roundtrip": "architecture reloaded", "weights": len(loaded.weights)}, None
     elif target == Target.CHECKPOINT:
         loaded = keras.models.clone_model(native)
         tf.train.Checkpoint(root=loaded).read(os.path.join(path, "ckpt")).assert_existing_objects_matched()
@@ -101,4 +103,4 @@ def roundtrip(source: Source, target: Target, path: str) -> dict[str, Any]:
     got = [np.asarray(v) for v in loaded.get_weights()]
     if len(got) != len(expected) or any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(got, expected)):
         raise UnsupportedError(f"{path}: weights read back by Keras differ from those written")
-    return {"roundtrip": "reloaded by Keras 3, weights identical", "weights": len(got), **extra}
+    return {"roundtrip": "reloaded by Keras 3, weights identical", "weights": len(got), **extra}, loaded

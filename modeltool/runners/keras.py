@@ -234,29 +234,50 @@ REFERENCE_MODES = ("writer", "rebuild")
 def keras_reference(
     ir: Model, rebuild: Callable[[], Any], mode: str | None = None, custom_objects: dict[str, Any] | None = None
 ) -> KerasRunner:
-    """The reference runner of a Keras file: the writer's runtime (tf_keras for Keras 1/2 files)
-    when `mode` is "writer" or unset and it can run the file, else modeltool's Keras 3 rebuild
-    (`rebuild()` builds it). `runner.reference` says which and why."""
+    """The reference runner of a Keras file: the writer's runtime loading the file itself when it
+    holds no code (`keras.selfload`: Keras 3 for Keras 3 files, tf_keras for Keras 2 files), else
+    tf_keras built from modeltool's checked config (Keras 1/2 files), else modeltool's Keras 3
+    rebuild (`rebuild()` builds it); `mode` "writer" or "rebuild" insists on one. `runner.reference`
+    says which and why."""
+    from modeltool.keras import selfload
     from modeltool.keras.tfkeras import build_tf_keras, runtime_label, writer_unavailable
 
     if mode not in (None, *REFERENCE_MODES):
         raise UsageError(f"--reference {mode!r}: choose one of {', '.join(REFERENCE_MODES)}")
+    refused = selfload.refusal(ir) if mode != "rebuild" else "--reference rebuild"
+    if refused is None:
+        try:
+            native, label = selfload.load(ir, custom_objects)
+        except Exception as exc:  # noqa: BLE001 - the runtime refuses the file its own way: say so, rebuild
+            refused = f"{label_of(ir)} refused the file ({' '.join(str(exc).split())[:160]})"
+        else:
+            runner = KerasRunner(native, ir, runtime=label)
+            how = "keras.saving.load_model, safe_mode" if label.startswith("Keras") else "tf_keras.models.load_model"
+            runner.reference = f"writer: {label} loaded the file itself ({how}){_libraries(ir)}"
+            return runner
     why = writer_unavailable(ir, custom_objects) if mode != "rebuild" else "--reference rebuild"
     if why is None:
         label = runtime_label()
         runner = KerasRunner(build_tf_keras(ir), ir, runtime=label)
-        runner.reference = f"writer: {label}, the Keras 2 runtime, from modeltool's checked config and weights"
+        runner.reference = (f"writer: {label}, the Keras 2 runtime, from modeltool's checked config and weights "
+                            f"({refused})")  # fmt: skip
         return runner
-    if mode == "writer":
-        raise UsageError(f"{ir.path}: --reference writer is not possible: {why}")
+    if mode == "writer" and not loaded_by_keras(ir):
+        raise UsageError(f"{ir.path}: --reference writer is not possible: {refused}; {why}")
     keras = require("keras", "running the reference")
 
     runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
-    runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({why})"
+    runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({refused})"
     if loaded_by_keras(ir):
         loader = "loaded the file itself (load_model, safe_mode)"
         runner.reference = f"writer: Keras {keras.__version__} {loader}{_libraries(ir)}"
     return runner
+
+
+def label_of(ir: Model) -> str:
+    from modeltool.keras.semantics import writer_generation
+
+    return "Keras 3" if writer_generation(ir) >= 3 else "tf_keras"
 
 
 def loaded_by_keras(ir: Model) -> bool:

@@ -52,10 +52,10 @@ def test_runnable_targets_verify(src, dst, tmp_path):
     kind = report.verification.reference_kind or ""
     if src.parent.name == "keras2" and "custom" not in src.name:
         assert kind.startswith("writer: tf_keras"), kind  # Keras 2 files are verified against Keras 2 itself
-    elif "subclassed" in src.name:  # its layers are the user's class: Keras loads the file itself
-        assert kind.startswith("writer: Keras 3"), kind
-    else:
+    elif "custom" in src.name:  # a file naming code is never handed to a runtime's loader
         assert kind.startswith("rebuild"), kind
+    else:  # Keras 3 loads the file itself (a subclassed model's layers are the user's class)
+        assert kind.startswith("writer: Keras 3") and "loaded the file itself" in kind, kind
 
 
 @pytest.mark.parametrize("dst", KERAS_TARGETS)
@@ -66,21 +66,24 @@ def test_keras_targets_roundtrip(src, dst, tmp_path):
     report = convert(src, str(tmp_path / dst), _options())
     assert report.written, report.render()
     assert "roundtrip" in report.details
+    if dst.endswith((".keras", ".h5", ".weights.h5")):
+        # run and compared like any target: Keras loading the written file against the source's reference
+        assert report.verification is not None and report.passed, report.render()
+        assert [o.name for o in report.verification.outputs]
 
 
 def test_migrated_keras_file_matches_legacy_h5_outputs(tmp_path):
-    """A Keras 2 H5 migrated to .keras computes what Keras 2 computed (manifest figures from tf_keras)."""
+    """A Keras 2 H5 migrated to .keras computes what Keras 2 computed: tf_keras loading the original
+    file itself against Keras 3 loading the migrated one (neither through modeltool)."""
     import keras
-
-    from modeltool.keras.rebuild import build
-    from modeltool.loaders import load
+    import tf_keras
 
     src = FIXTURES / "keras2" / "conv_bn.h5"
     convert(src, str(tmp_path / "m.keras"), _options())
     migrated = keras.saving.load_model(tmp_path / "m.keras", compile=False)
-    rebuilt = build(load(src))
+    original = tf_keras.models.load_model(src, compile=False)
     x = np.random.default_rng(3).standard_normal((2, *migrated.inputs[0].shape[1:])).astype("float32")
-    np.testing.assert_allclose(migrated.predict(x, verbose=0), rebuilt.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(migrated.predict(x, verbose=0), original.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])
