@@ -12,7 +12,10 @@ guessed. Channels-first tensors of an ONNX graph and time-major ones of converte
 compared in the reference's layout.
 
 Per pair: max abs, max rel, cosine and SNR in dB. For quantized targets the layers are also ranked
-by how many dB of SNR each loses over its inputs: the layers to keep in float.
+by the error each adds over its inputs (noise-to-signal power, in dB): the layers to keep in float.
+A layer whose output a converter fused into a later op (TFLite's conv + BN + activation) has no
+tensor that carries all of it; the tensor that still bears its name (a SeparableConv2D's depthwise
+half) is never taken for it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class LayerError:
     cosine: float | None = None
     snr_db: float | None = None
     passed: bool | None = None
-    #: dB of SNR this layer loses over what it reads (quantized targets: the layers to keep in float)
+    #: the noise this layer adds over what it reads, in dB of its signal (higher is worse; quantized
+    #: targets: the layers to keep in float)
     contribution_db: float | None = None
     histogram: dict[str, list] | None = None
 
@@ -97,7 +101,7 @@ class Localization:
             lines.append("first divergence: none (every paired intermediate is within tolerance)")
         if self.quantized and self.ranked:
             top = ", ".join(f"{e.name} ({e.contribution_db:.1f} dB)" for e in self.ranked[:5])
-            lines.append(f"largest error contributions (keep these in float first): {top}")
+            lines.append(f"largest error added, noise power over each layer's signal (keep in float first): {top}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -175,6 +179,9 @@ def pair(ref: list[tuple[str, Any]], tgt: list[tuple[str, Any]]) -> list[tuple[s
             ref_shape = next(np.shape(v) for n, v in ref if n == who)
             if _fits(np.shape(value), ref_shape):
                 last[who] = i
+    for who, i in list(last.items()):
+        if i >= 0 and _fused_later(who, i, tgt, owner, layers):
+            last[who] = -1  # what carries its name is only part of it (a SeparableConv2D's depthwise half)
     result: list[tuple[str, Any] | None] = []
     cursor = -1
     named = any(i >= 0 for i in last.values())
@@ -188,6 +195,28 @@ def pair(ref: list[tuple[str, Any]], tgt: list[tuple[str, Any]]) -> list[tuple[s
         else:
             result.append(None)
     return result
+
+
+def _fused_later(layer: str, index: int, tgt: list[tuple[str, Any]], owner: list[str | None],
+                 layers: set[str]) -> bool:  # fmt: skip
+    """True when a later target tensor, another layer's, names `layer` among the ops fused into it
+    (TFLite's `activation/Relu;batch_normalization/...;separable_conv2d/separable_conv2d`): the
+    layer's whole output exists only inside that fused op, so the earlier tensor under its name
+    carries part of the layer, never all of it."""
+    for j in range(index + 1, len(tgt)):
+        if owner[j] != layer and layer in _fused_owners(tgt[j][0], layers):
+            return True
+    return False
+
+
+def _fused_owners(tensor: str, layers: set[str]) -> set[str]:
+    """The layers named by the second and later parts of a fused TFLite tensor name."""
+    out = set()
+    for alternative in tensor.split(";")[1:]:
+        found = _owner(alternative, layers)
+        if found is not None:
+            out.add(found)
+    return out
 
 
 def _owner(tensor: str, layers: set[str]) -> str | None:
@@ -277,9 +306,17 @@ def first_divergence(layers: list[LayerError], inputs: dict[str, list[str]]) -> 
     return next((e for e in layers if e.status == "diverged"), None)
 
 
+def noise_ratio(snr: float) -> float:
+    """Noise-to-signal power ratio of an SNR in dB (0 for identical tensors, whatever the cap)."""
+    return 0.0 if snr >= SNR_CAP else 10.0 ** (-snr / 10.0)
+
+
 def _contributions(layers: list[LayerError], inputs: dict[str, list[str]]) -> None:
-    """SNR lost by each matched layer over the best-known SNR of what it reads (graph inputs are exact)."""
-    snr = {e.name: e.snr_db for e in layers if e.snr_db is not None}
+    """The error each matched layer adds: its own noise-to-signal power ratio less the worst it
+    reads (graph inputs are exact), as dB (`contribution_db`, higher is worse; None when it adds
+    none). A ratio, not a difference of SNRs: the first quantized layer after exact inputs would
+    otherwise rank by the cap given to identical tensors."""
+    ratio = {e.name: noise_ratio(e.snr_db) for e in layers if e.snr_db is not None}
 
     def incoming(name: str, seen: set[str]) -> float:
         values = []
@@ -287,9 +324,10 @@ def _contributions(layers: list[LayerError], inputs: dict[str, list[str]]) -> No
             if src in seen:
                 continue
             seen.add(src)
-            values.append(snr[src] if src in snr else incoming(src, seen))
-        return min(values) if values else SNR_CAP
+            values.append(ratio[src] if src in ratio else incoming(src, seen))
+        return max(values) if values else 0.0
 
     for e in layers:
         if e.snr_db is not None:
-            e.contribution_db = max(0.0, incoming(e.name, set()) - e.snr_db)
+            added = ratio[e.name] - incoming(e.name, set())
+            e.contribution_db = 10.0 * math.log10(added) if added > 0 else None

@@ -129,10 +129,25 @@ def test_json_and_cli(tmp_path) -> None:
     assert "first divergence: dw" in text
 
 
-def test_convert_localizes_when_verification_fails(tmp_path) -> None:
-    """`convert --localize` localizes only on failure: a passing conversion carries none."""
+def test_convert_localizes_when_verification_fails(tmp_path, monkeypatch) -> None:
+    """`convert --localize` localizes on failure, and only then: a wrong reading of the forward LSTM's
+    kernel (planted here) fails the conversion and names that layer first; a passing conversion
+    carries no localization."""
+    from modeltool.ir import Weight
+
     report = convert(FIXTURES / "keras3/conv_bn.keras", str(tmp_path / "m.onnx"), ConvertOptions(localize=True))
     assert report.written and report.verification.localization is None
+    read = Weight.value
+
+    def corrupted(self: Weight) -> np.ndarray:
+        value = read(self)
+        return value[..., ::-1].copy() if "forward_lstm" in self.name and self.role == "kernel" else value
+
+    monkeypatch.setattr(Weight, "value", corrupted)
+    report = convert(FIXTURES / "keras3/rnn_text.keras", str(tmp_path / "r.onnx"),
+                     ConvertOptions(localize=True, via="direct"))  # fmt: skip
+    assert not report.written and report.verification.localization is not None
+    assert report.verification.localization.first_divergence.name.startswith("bilstm"), report.render()
 
 
 def test_quantized_layers_ranked_by_contribution(tmp_path) -> None:
@@ -143,7 +158,38 @@ def test_quantized_layers_ranked_by_contribution(tmp_path) -> None:
     report = verify_files(src, q, VerifyOptions(localize=True))
     loc = report.localization
     assert loc.quantized and loc.ranked and loc.ranked[0].contribution_db >= loc.ranked[-1].contribution_db
-    assert "keep these in float" in loc.render()
+    assert "keep in float first" in loc.render()
+
+
+def test_ranking_is_the_error_each_layer_adds_not_the_cap() -> None:
+    """Exact inputs, then a layer at 40 dB SNR, then one that reads it and falls to 20 dB: the second
+    adds a hundred times more noise and ranks first (a difference of SNRs ranked the first one
+    first, by the 200 dB given to its exact inputs)."""
+    from modeltool.localize import LayerError, _contributions
+
+    a = LayerError("conv", "t0", [1], "ok", snr_db=40.0)
+    b = LayerError("dense", "t1", [1], "ok", snr_db=20.0)
+    exact = LayerError("relu", "t2", [1], "ok", snr_db=200.0)
+    _contributions([a, b, exact], {"conv": ["input"], "dense": ["conv"], "relu": ["dense"]})
+    assert b.contribution_db > a.contribution_db
+    assert abs(a.contribution_db - -40.0) < 1e-6 and abs(b.contribution_db - 10 * np.log10(1e-2 - 1e-4)) < 1e-6
+    assert exact.contribution_db is None  # adds nothing
+
+
+def test_a_tensor_carrying_part_of_a_layer_is_never_its_counterpart() -> None:
+    """TFLite fuses a SeparableConv2D's pointwise half with the BatchNormalization and activation
+    after it into one op named after all three; the depthwise half keeps the layer's own name. The
+    layer has no counterpart; the fused tensor is the activation's."""
+    from modeltool.localize import pair
+
+    v = np.zeros((1, 4, 4, 8), "float32")
+    ref = [("separable_conv2d", v), ("batch_normalization", v), ("activation", v)]
+    tgt = [("model/separable_conv2d/separable_conv2d/depthwise1", v),
+           ("model/activation/Relu;model/batch_normalization/FusedBatchNormV3;model/separable_conv2d/separable_conv2d",
+            v)]  # fmt: skip
+    matched = pair(ref, tgt)
+    assert matched[0] is None and matched[1] is None
+    assert matched[2] is not None and matched[2][0].startswith("model/activation/Relu")
 
 
 def test_keras2_writer_against_keras3_rebuild(tmp_path) -> None:
