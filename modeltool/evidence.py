@@ -27,8 +27,7 @@ def uninformative(name: str, ref: np.ndarray, tol: Tolerance) -> str | None:
     if v.size == 0:
         return f"{name}: no finite value"
     peak = float(v.max())
-    # a quantized target passes on its cosine, not its coarse atol: the float32 one says what is "zero"
-    atol = tol.atol if tol.min_cosine is None else min(tol.atol, TOLERANCES["float32"].atol)
+    atol = resolution(tol).atol
     if peak <= atol:
         return (f"{name}: every value is within the tolerance of zero (max |x| {peak:.2g} <= atol {atol:g}): "
                 "any model computing about zero would pass (or give a smaller --atol)")  # fmt: skip
@@ -38,9 +37,19 @@ def uninformative(name: str, ref: np.ndarray, tol: Tolerance) -> str | None:
     return None
 
 
+def resolution(tol: Tolerance) -> Tolerance:
+    """What counts as "the same value" when judging the reference alone: the comparison's tolerance,
+    or for a quantized target (which passes on its cosine, not its coarse atol) the float32 one."""
+    if tol.min_cosine is None:
+        return tol
+    base = TOLERANCES["float32"]
+    return Tolerance(min(tol.atol, base.atol), min(tol.rtol, base.rtol))
+
+
 def batch_constant(ref: np.ndarray, tol: Tolerance) -> bool:
-    """True when every row of the batch holds the same values (within the tolerance): the output
+    """True when every row of the batch holds the same values (within the resolution): the output
     may not depend on the input (confirmed or refuted by a second draw)."""
+    tol = resolution(tol)
     a = np.asarray(ref)
     if a.ndim == 0 or a.shape[0] < 2 or a.dtype.kind not in "fc":
         return False
@@ -53,6 +62,7 @@ def constant_reason(name: str, first: np.ndarray, second: np.ndarray | None, tol
     of inputs was run, for that draw too; None when it moved."""
     if not batch_constant(first, tol):
         return None
+    tol = resolution(tol)
     if second is not None:
         a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
         if a.shape != b.shape or not np.allclose(a.reshape(a.shape[0], -1)[0], b.reshape(b.shape[0], -1)[0],

@@ -117,3 +117,8 @@ def test_verify_detects_a_quantized_target(tmp_path) -> None:
     assert any("int8" in w for w in report.warnings)
     strict = verify_files(src, tmp_path / "q.tflite", VerifyOptions(quantized="float16"))
     assert strict.tolerance == TOLERANCES["float16"]
+    # the float tolerance fails the same file: the detected kind is what lets it pass
+    as_float = verify_files(src, tmp_path / "q.tflite", VerifyOptions(atol=TOLERANCES["float32"].atol,
+                                                                       rtol=TOLERANCES["float32"].rtol,
+                                                                       quantized="float32"))  # fmt: skip
+    assert as_float.tolerance == TOLERANCES["float32"] and not as_float.passed, as_float.render()
