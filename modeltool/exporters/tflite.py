@@ -10,6 +10,7 @@ number of timesteps (from the model or --input-shape).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,29 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
     converter = source.tflite_converter(options)
     specs = source.input_specs(options.input_shapes)
     ir = source.ir
-    return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context),
-                        specs)  # fmt: skip
+    try:
+        return convert_with(tf, converter, path, options, context, lambda: samples_for(specs, ir, options, context),
+                            specs)  # fmt: skip
+    except TensorListLoop:
+        if not hasattr(source, "single_batch_shapes"):
+            raise
+    # a saved or frozen RNN loop: with the batch known, its tensor lists get static element shapes
+    shapes = source.single_batch_shapes(options)
+    fixed = replace(options, input_shapes=shapes)
+    converter = source.tflite_converter(fixed, static_lists=True)
+    specs = source.input_specs(shapes)
+    details = convert_with(tf, converter, path, fixed, context, lambda: samples_for(specs, ir, fixed, context), specs)
+    opened = sorted(set(shapes) - set(options.input_shapes))
+    if opened:
+        context.warnings.append(
+            f"batch fixed to 1 for {', '.join(opened)}: the graph's recurrent loop over tensor lists becomes builtin "
+            "TFLite ops only with a known batch (--input-shape chooses another)"
+        )
+    return {**details, "recurrent_loop": "tensor lists lowered to builtin ops (static element shapes)"}
+
+
+class TensorListLoop(UnsupportedError):
+    """The converter met a recurrent loop over tensor lists it could not lower to builtin ops."""
 
 
 #: a flatbuffer addresses its buffers with 32-bit signed offsets: a .tflite file stays under 2 GiB
@@ -78,7 +100,7 @@ def convert_with(
         with quiet_stderr():  # the converter prints its MLIR diagnostics on fd 2; the error says what failed
             data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with MLIR dumps
-        raise UnsupportedError(_converter_message(exc, options, specs or [])) from exc
+        raise _converter_error(exc, options, specs or []) from exc
     with open(path, "wb") as f:
         f.write(data)
     from modeltool.loaders.tflite_model import load as load_tflite
@@ -127,16 +149,22 @@ def samples_for(
     return [[feed[s.name] for s in specs] for feed in feeds], source
 
 
-def _converter_message(exc: BaseException, options: ConvertOptions, specs: list[TensorSpec]) -> str:
+def _converter_error(exc: BaseException, options: ConvertOptions, specs: list[TensorSpec]) -> UnsupportedError:
+    """What the converter's failure means, as the error to raise (a TensorListLoop for a recurrent
+    loop its builtin ops could not take)."""
     text = " ".join(str(exc).split())
     ops = sorted(set(_flex_ops(text)))
     if any(op.startswith(("TensorList", "TensorArray")) for op in ops) and not options.allow_flex:
-        return (
+        return TensorListLoop(
             f"the graph holds a recurrent loop over tensor lists ({', '.join(ops[:4])}), which TFLite lowers to "
             "builtin ops only when their element shapes are static, and this graph leaves them open (a saved or "
             "frozen loop keeps the shapes it was traced with); rerun with --allow-flex to accept Select TF ops, or "
             "convert the Keras file the graph came from (modeltool unrolls its RNN layers into builtin ops)"
         )
+    return UnsupportedError(_converter_message(text, ops, options, specs))
+
+
+def _converter_message(text: str, ops: list[str], options: ConvertOptions, specs: list[TensorSpec]) -> str:
     if ops or "select tf" in text.lower() or "flex" in text.lower():
         hint = "rerun with --allow-flex to accept Select TF ops" if not options.allow_flex else ""
         open_dims = [s for s in specs if s.shape is not None and any(d is None for d in s.shape[1:])]
@@ -146,7 +174,7 @@ def _converter_message(exc: BaseException, options: ConvertOptions, specs: list[
             hint = (f"the inputs leave dims open ({names}), which keeps ops dynamic that fixed shapes lower to "
                     f"builtin ones: fix them, e.g. {flags}, or {hint}")  # fmt: skip
         return f"the TFLite converter needs Select TF (Flex) ops {', '.join(ops) or ''}; {hint}".strip("; ")
-    return f"the TFLite converter failed ({type(exc).__name__}: {text[:300]})"
+    return f"the TFLite converter failed ({text[:300]})"
 
 
 def _example_shape(shape: tuple) -> str:

@@ -116,8 +116,16 @@ class GraphSource(Source):
     def frozen(self, options: ConvertOptions) -> Any:
         return self.graph
 
-    def tflite_converter(self, options: ConvertOptions) -> Any:
+    def tflite_converter(self, options: ConvertOptions, static_lists: bool = False) -> Any:
+        """The converter of this graph; `static_lists` converts a recurrent loop over tensor lists to
+        builtin ops: the batch, where the graph leaves it open, is fixed to 1 (the loop's element
+        shapes then follow from the inputs; the converter assumes exactly that batch)."""
         tf = require("tensorflow", "converting to TFLite")
+        if static_lists:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions(
+                [self._serving(options).get_concrete_function()], tf.Module())
+            converter._experimental_default_to_single_batch_in_tensor_list_ops = True  # noqa: SLF001 - TF's own flag
+            return converter
         if self.graph.saved_model is not None and not options.input_shapes:
             sm_path, signature = self.graph.saved_model
             return tf.lite.TFLiteConverter.from_saved_model(sm_path, signature_keys=[signature])
@@ -134,6 +142,15 @@ class GraphSource(Source):
         tf.saved_model.save(module, path, signatures={"serving_default": module.serve}, options=no_gradients)
         return {"signature": "serving_default", "inputs": [e.name for e in self.graph.inputs],
                 "outputs": self.output_names()}  # fmt: skip
+
+    def single_batch_shapes(self, options: ConvertOptions) -> dict[str, Shape]:
+        """--input-shape with every input whose batch is open fixed to batch 1."""
+        shapes = self._shapes(options.input_shapes)
+        out = dict(options.input_shapes)
+        for name, shape in shapes.items():
+            if shape is not None and len(shape) > 0 and shape[0] is None:
+                out[name] = (1, *shape[1:])
+        return out
 
     def _serving(self, options: ConvertOptions, module: Any = None) -> Any:
         """A tf.function over the frozen graph: named inputs in, `{output name: tensor}` out."""
