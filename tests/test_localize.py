@@ -200,3 +200,22 @@ def test_keras2_writer_against_keras3_rebuild(tmp_path) -> None:
     report = verify_files(src, migrated, VerifyOptions(localize=True))
     loc = report.localization
     assert loc.first_divergence is None and all(e.status == "ok" for e in loc.layers), loc.render()
+
+
+@requires_corpus
+def test_int8_tflite_of_separable_convs_never_misnames_a_layer(tmp_path) -> None:
+    """fer2013_mini_XCEPTION (corpus, Keras 2) as int8 TFLite: TFLite fuses each SeparableConv2D's
+    pointwise half with the BatchNormalization and activation after it, and only the depthwise
+    half keeps the layer's name. That half was reported as the layer's output ("cosine 0.07,
+    diverged", named the first divergence of a PASSED file); the layer now has no counterpart."""
+    src = CORPUS / "k2_fer_mini_xception/fer2013_mini_XCEPTION.102-0.66.hdf5"
+    q = str(tmp_path / "fer.tflite")
+    assert convert(src, q, ConvertOptions(quantize="int8", verify=False)).written
+    report = verify_files(src, q, VerifyOptions(localize=True))
+    loc = report.localization
+    layers = {e.name: e for e in loc.layers}
+    separable = [e for name, e in layers.items() if name.startswith("separable_conv2d")]
+    assert separable and all(e.status == "unmatched" for e in separable), [(e.name, e.target) for e in separable]
+    assert report.passed and loc.first_divergence is None, report.render()
+    # every pair that was made is a whole layer's output: its figures agree with the verdict
+    assert all(e.cosine is not None and e.cosine > 0.9 for e in loc.layers if e.status != "unmatched")
