@@ -177,8 +177,26 @@ def discover_models(
                 skipped.append(Skipped(model, reason))
             else:
                 found.append((_relative_id(model, root), model))
-    entries = [ModelEntry(i, p, targets, dict(options or {})) for i, p in _unique(found)]
+    entries = []
+    for i, p in _unique(found):
+        own = _own_target(p)
+        if own in targets:  # a file already in a target's format is not converted to it again
+            skipped.append(Skipped(p, f"already {own}: not converted to {own}"))
+        kept = tuple(t for t in targets if t != own)
+        if kept:
+            entries.append(ModelEntry(i, p, kept, dict(options or {})))
     return entries, skipped
+
+
+#: source formats that are themselves a target's format
+OWN_TARGET = {Format.ONNX: "onnx", Format.TFLITE: "tflite", Format.SAVEDMODEL: "savedmodel", Format.GRAPHDEF: "pb"}
+
+
+def _own_target(path: str) -> str | None:
+    try:
+        return OWN_TARGET.get(detect(path))
+    except (FormatError, LoadError):
+        return None
 
 
 def _check_outside(folder: str, outputs: tuple[str, ...]) -> None:

@@ -108,23 +108,31 @@ class BatchReport:
         rows = []
         for r in self.results:
             status = r.status + (" (cached)" if r.cached else "")
-            links = " ".join(x for x in (link(r.report and r.report[: -len(".json")] + ".txt", "report"),
-                                         link(r.report, "json"), link(r.log, "log"),
+            state = "passed" if r.status in PASSED else "failed"
+            text_report = r.report and r.report[: -len(".json")] + ".txt"
+            links = " ".join(x for x in (link(text_report, "report"), link(r.report, "json"), link(r.log, "log"),
                                          link(r.artifact, "artifact")) if x)  # fmt: skip
+            model = link(text_report or r.log, html.escape(r.model)) or html.escape(r.model)
+            reason = html.escape(r.reason)
             cells = [
-                f"<td>{html.escape(r.model)}</td>", f"<td>{html.escape(r.target)}</td>",
-                f'<td class="{"ok" if r.status in PASSED else "bad"}">{html.escape(status)}</td>',
-                f'<td data-v="{r.seconds}">{r.seconds:.1f} s</td>',
-                f'<td data-v="{r.peak_memory}">{format_size(r.peak_memory) if r.peak_memory else "-"}</td>',
-                f"<td>{html.escape(r.reason)}</td>", f"<td>{links}</td>",
+                f"<td>{model}</td>", f"<td>{html.escape(r.target)}</td>",
+                f'<td class="{"ok" if state == "passed" else "bad"}">{html.escape(status)}</td>',
+                f'<td class="num" data-v="{r.seconds}">{r.seconds:.1f} s</td>',
+                f'<td class="num" data-v="{r.peak_memory}">{format_size(r.peak_memory) if r.peak_memory else "-"}</td>',
+                f'<td class="reason">{reason}</td>', f'<td class="links">{links}</td>',
             ]  # fmt: skip
-            rows.append("<tr>" + "".join(cells) + "</tr>")
+            rows.append(f'<tr data-status="{state}" data-cached="{str(r.cached).lower()}">' + "".join(cells) + "</tr>")
         c = self.counts()
-        summary = (f"{c['jobs']} jobs: {c['passed']} passed, {c['failed']} failed, {c['cached']} from the cache; "
-                   f"{self.seconds:.1f} s with the {html.escape(self.executor)} executor")  # fmt: skip
+        summary = (f"{c['jobs']} jobs in {self.seconds:.1f} s with the {html.escape(self.executor)} executor; "
+                   f"{c['cached']} from the cache")  # fmt: skip
+        filters = "".join(
+            f'<button data-filter="{key}"{" class=on" if key == "all" else ""}>{label} <b>{n}</b></button>'
+            for key, label, n in (("all", "all", c["jobs"]), ("passed", "passed", c["passed"]),
+                                  ("failed", "failed", c["failed"]), ("cached", "cached", c["cached"]))
+        )  # fmt: skip
         skipped = "".join(f"<li>{html.escape(s.path)}: {html.escape(s.reason)}</li>" for s in self.skipped)
-        return _PAGE.format(generator=HTML_GENERATOR, summary=summary, rows="\n".join(rows),
-                            skipped=f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else "",
+        return _PAGE.format(generator=HTML_GENERATOR, summary=summary, filters=filters, rows="\n".join(rows),
+                            skipped=f"<h2>Not run</h2><ul>{skipped}</ul>" if skipped else "",
                             versions=html.escape(json.dumps(self.versions)))  # fmt: skip
 
 
@@ -134,19 +142,32 @@ def _clip(text: str, n: int) -> str:
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{generator}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>modeltool batch</title>
 <style>
-body {{ font: 14px system-ui, sans-serif; margin: 1.5em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f0f0f0; cursor: pointer; user-select: none; }}
+body {{ font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 20px; margin: 0 0 .3em; }} h2 {{ font-size: 16px; margin-top: 1.5em; }}
+.filters button {{ font: inherit; border: 1px solid #bbb; background: #fafafa; border-radius: 4px;
+  padding: 3px 10px; margin: 0 4px 8px 0; cursor: pointer; }}
+.filters button.on {{ background: #234; color: #fff; border-color: #234; }}
+.filters button[data-filter=failed] b {{ color: #c00; }} .filters button.on b {{ color: inherit; }}
+table {{ border-collapse: collapse; width: 100%; table-layout: auto; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top;
+  line-height: 1.35; }}
+th {{ background: #f3f3f3; cursor: pointer; user-select: none; white-space: nowrap; position: sticky; top: 0; }}
 th.asc::after {{ content: " \\25B2"; }} th.desc::after {{ content: " \\25BC"; }}
+td {{ white-space: nowrap; }}
+td.reason {{ white-space: normal; overflow-wrap: anywhere; width: 60%; max-width: 60ch; color: #444; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.links a {{ margin-right: .5em; }}
 td.ok {{ color: #060; }} td.bad {{ color: #a00; font-weight: bold; }}
-.versions {{ color: #666; font-size: 12px; }}
+tr:hover td {{ background: #f7f9fc; }}
+.versions {{ color: #777; font-size: 12px; overflow-wrap: anywhere; }}
 </style></head>
 <body>
 <h1>modeltool batch</h1>
 <p>{summary}</p>
+<div class="filters">{filters}</div>
 <table id="jobs"><thead><tr><th>model</th><th>target</th><th>status</th><th>time</th><th>peak memory</th>
 <th>reason / note</th><th>links</th></tr></thead>
 <tbody>
@@ -155,6 +176,17 @@ td.ok {{ color: #060; }} td.bad {{ color: #a00; font-weight: bold; }}
 {skipped}
 <p class="versions">{versions}</p>
 <script>
+document.querySelectorAll(".filters button").forEach(function (button) {{
+  button.addEventListener("click", function () {{
+    var want = button.getAttribute("data-filter");
+    document.querySelectorAll(".filters button").forEach(function (b) {{ b.classList.toggle("on", b === button); }});
+    document.querySelectorAll("#jobs tbody tr").forEach(function (row) {{
+      var show = want === "all" || row.getAttribute("data-status") === want ||
+        (want === "cached" && row.getAttribute("data-cached") === "true");
+      row.style.display = show ? "" : "none";
+    }});
+  }});
+}});
 document.querySelectorAll("#jobs th").forEach(function (th, col) {{
   th.addEventListener("click", function () {{
     var body = document.querySelector("#jobs tbody");

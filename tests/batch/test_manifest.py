@@ -38,11 +38,15 @@ def zoo(tmp_path: Path) -> Path:
 
 def test_models_are_found_by_content_and_folders_are_one_model(zoo: Path) -> None:
     entries, skipped = discover_models([str(zoo)], ("onnx",))
-    assert [e.id for e in entries] == ["zoo/ckpt", "zoo/conv_bn.onnx", "zoo/renamed.bin", "zoo/vision/conv_bn.h5",
+    assert [e.id for e in entries] == ["zoo/ckpt", "zoo/renamed.bin", "zoo/vision/conv_bn.h5",
                                        "zoo/vision/conv_bn.keras", "zoo/vision/exported"]  # fmt: skip
     assert all(os.path.isabs(e.path) and e.targets == ("onnx",) for e in entries)
     assert sorted((Path(s.path).name, s.reason.split(" (")[0]) for s in skipped) == [
-        ("conv_bn.json", "architecture only"), ("conv_bn.weights.h5", "weights only")]  # fmt: skip
+        ("conv_bn.json", "architecture only"), ("conv_bn.onnx", "already onnx: not converted to onnx"),
+        ("conv_bn.weights.h5", "weights only")]  # fmt: skip
+    # a file already in one target's format still goes to the others
+    entries, _ = discover_models([str(zoo / "conv_bn.onnx")], ("onnx", "tflite"))
+    assert [(e.id, e.targets) for e in entries] == [("conv_bn.onnx", ("tflite",))]
 
 
 def test_the_output_folder_inside_the_zoo_is_not_taken_for_models(zoo: Path) -> None:
