@@ -97,11 +97,17 @@ def quiet_stderr(active: bool = True) -> Iterator[None]:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
     try:
         sys.stderr.flush()
         os.dup2(devnull, 2)
+        # Python-level writes too (a library's `logging.warning`), which may not go through fd 2
+        # while a command runs (`cli.own_stderr` gives sys.stderr a descriptor of its own)
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed below
         yield
     finally:
+        sys.stderr.close()
+        sys.stderr = python_stderr
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)

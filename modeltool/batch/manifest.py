@@ -122,7 +122,7 @@ def normalize_options(values: dict[str, Any], base: str, where: str) -> dict[str
             known = ", ".join(sorted(fields | ENTRY_KEYS))
             raise UsageError(f"{where}: unknown key {raw_key!r}; known: {known}")
         value = _option_value(key, value, base, where)
-        if value != _jsonable(defaults[key]):
+        if _jsonable(value) != _jsonable(defaults[key]):  # () from a repeatable flag is the default []
             out[key] = value
     return out
 

@@ -83,16 +83,25 @@ def own_stderr(active: bool = True) -> Iterator[None]:
     os.dup2(devnull, 2)
     os.close(devnull)
     original = sys.stderr
-    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
-                           errors="backslashreplace")  # fmt: skip
+    if _writes_fd2(original):  # else Python's stderr is already elsewhere (a caller's capture): leave it
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="backslashreplace",
+                               encoding=getattr(original, "encoding", None) or "utf-8")  # fmt: skip
     try:
         yield
     finally:
         sys.stderr.flush()
-        sys.stderr.close()
+        if sys.stderr is not original:
+            sys.stderr.close()
         sys.stderr = original
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _writes_fd2(stream: object) -> bool:
+    try:
+        return stream.fileno() == 2  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _run(args: list[str], debug: bool) -> int:
