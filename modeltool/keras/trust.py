@@ -54,11 +54,14 @@ def trusted_packages(extra: Iterable[str] = ()) -> tuple[str, ...]:
 
 
 def installed(package: str) -> bool:
-    """Whether `package` is importable, found without importing it (so without running it)."""
+    """Whether `package` is an importable module or regular package, found without importing it (so
+    without running it). A bare folder of that name (a namespace package: `fixtures/` in the working
+    directory) is no library."""
     try:
-        return importlib.util.find_spec(package) is not None
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin is not None
 
 
 def pip_name(package: str) -> str:
