@@ -55,6 +55,9 @@ def keras3_config(model_cfg: dict[str, Any], *, unroll_rnn: bool = False, input_
     cfg = copy.deepcopy(model_cfg)
     cfg.pop("keras_version", None)
     cfg.pop("backend", None)
+    # training settings change no inference; tf.keras 2.x optimizers carry arguments Keras 3 refuses
+    # (`jit_compile`, `is_legacy_optimizer`), as Keras's own load_model(compile=False) skips them
+    cfg.pop("compile_config", None)
     _model(cfg, unroll_rnn)
     if input_shapes:
         _set_input_shapes(cfg, input_shapes)
@@ -357,6 +360,8 @@ def build(
         return _native_subclassed(model, keras, custom_objects, unsafe)
     cfg = keras3_config(model.config, unroll_rnn=unroll_rnn, input_shapes=input_shapes)
     generation = writer_generation(model)
+    if generation < 3 and isinstance(model.config.get("compile_config"), dict) and notes is not None:
+        notes.append("the training settings (compile_config) were dropped: they change no inference")
     if generation < 3:
         refuse_lost_semantics(model.config)
         kept = preserve_writer_semantics(cfg, generation)

@@ -192,3 +192,24 @@ def test_savedmodel_shown_by_saved_model_cli(tmp_path):
     assert "signature_def['serving_default']" in text
     for key in ("inputs['image']", "inputs['meta']", "outputs['class_out']", "outputs['reg_out']"):
         assert key in text
+
+
+def test_tf_keras_archive_with_its_optimizer_settings_converts_to_tflite(tmp_path):
+    """A `.keras` saved by tf.keras 2.x after training holds its optimizer's config, with arguments
+    Keras 3 refuses (`jit_compile`, `is_legacy_optimizer`); training settings change no inference and
+    are dropped, with a note, on the routes that rebuild the model (TFLite here)."""
+    import json
+    import zipfile
+
+    import tf_keras
+
+    model = tf_keras.Sequential([tf_keras.layers.Dense(4, input_shape=(3,), activation="relu"), tf_keras.layers.Dense(2)])
+    model.compile(optimizer=tf_keras.optimizers.Adam(), loss="mse")
+    model.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)  # the optimizer is serialized in full
+    model.save(tmp_path / "trained.keras")
+    with zipfile.ZipFile(tmp_path / "trained.keras") as z:
+        optimizer = json.loads(z.read("config.json"))["compile_config"]["optimizer"]
+    assert isinstance(optimizer, dict) and "is_legacy_optimizer" in json.dumps(optimizer)
+    report = convert(tmp_path / "trained.keras", str(tmp_path / "m.tflite"), _options())
+    assert report.passed and report.written, report.render()
+    assert any("compile_config" in w and "change no inference" in w for w in report.warnings), report.warnings
