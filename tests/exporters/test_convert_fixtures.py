@@ -203,7 +203,8 @@ def test_tf_keras_archive_with_its_optimizer_settings_converts_to_tflite(tmp_pat
 
     import tf_keras
 
-    model = tf_keras.Sequential([tf_keras.layers.Dense(4, input_shape=(3,), activation="relu"), tf_keras.layers.Dense(2)])
+    layers = tf_keras.layers
+    model = tf_keras.Sequential([layers.Dense(4, input_shape=(3,), activation="relu"), layers.Dense(2)])
     model.compile(optimizer=tf_keras.optimizers.Adam(), loss="mse")
     model.fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)  # the optimizer is serialized in full
     model.save(tmp_path / "trained.keras")
