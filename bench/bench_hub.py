@@ -6,8 +6,9 @@ in one run.
 Models (random weights, seeded, built from KerasHub constructors and saved as `.keras`):
   gpt2      GPT-2 base's sizes: vocabulary 50257, 12 layers, hidden 768 (124M parameters, 0.5 GB)
   gemma     Gemma's architecture at 300M: vocabulary 256000, hidden 1024, 2 layers, 8/1 heads
-  gemma1b   Gemma 2B's sizes with 6 of its 18 layers: about 1.1 billion parameters (4.4 GB as float32,
-            over ONNX's 2 GB protobuf limit): ONNX with external data
+  gemma1b   Gemma 2B's sizes with 3 of its 18 layers: about 0.85 billion parameters (3.4 GB as float32,
+            over ONNX's 2 GB protobuf limit): ONNX with external data (a 2-core, 24 GB machine holds
+            the model, its trace and the ONNX weights side by side at this size)
 
 Tools, each in a fresh interpreter (wall time with imports, the child's peak RSS):
   modeltool onnx        modeltool convert m.keras m.onnx (TensorFlow route, verified against Keras
@@ -36,7 +37,7 @@ MODELS = {
                                   intermediate_dim=3072, max_sequence_length=1024)),
     "gemma": ("GemmaBackbone", dict(vocabulary_size=256000, num_layers=2, num_query_heads=8, num_key_value_heads=1,
                                     hidden_dim=1024, intermediate_dim=8192, head_dim=128)),
-    "gemma1b": ("GemmaBackbone", dict(vocabulary_size=256000, num_layers=6, num_query_heads=8, num_key_value_heads=1,
+    "gemma1b": ("GemmaBackbone", dict(vocabulary_size=256000, num_layers=3, num_query_heads=8, num_key_value_heads=1,
                                       hidden_dim=2048, intermediate_dim=32768, head_dim=256)),
 }  # fmt: skip
 SEQUENCE = 128
