@@ -120,6 +120,10 @@ def convert(
     if TARGETS[target].needs_keras:
         source.keras_model()  # a graph source says here that it has no Keras layers
     context = ExportContext(final)
+    if target == Target.TFLITE:  # before the model is built: a model over the limit costs no minutes
+        from modeltool.exporters.tflite import check_flatbuffer_size
+
+        check_flatbuffer_size(source.ir, options)
     options = _shapes_from_input_data(source, target, options, context)
     with _step(report, source.build_step, progress):
         source.materialize()
