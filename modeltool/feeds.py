@@ -66,7 +66,7 @@ def random_feed(
     shapes: dict[str, tuple] | None = None,
 ) -> Feed:
     """Seeded inputs shaped and typed per input; integer inputs stay within their Embedding's range."""
-    from modeltool.keras.hub import input_meanings
+    from modeltool.keras.hub import input_meanings, valid_value
 
     rng = np.random.default_rng(seed)
     bounds = int_ranges(ir)
@@ -78,10 +78,9 @@ def random_feed(
         shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name))
         dtype = np.dtype(spec.dtype or "float32")
         meaning = meanings.get(spec.name)
-        if meaning is not None and meaning.kind == "padding mask":
-            feed[spec.name] = padding_mask(shape).astype(dtype)
-        elif meaning is not None and meaning.high is not None:
-            feed[spec.name] = rng.integers(0, meaning.high, size=shape).astype(dtype)
+        valid = valid_value(meaning, shape, dtype, rng) if meaning is not None else None
+        if valid is not None:
+            feed[spec.name] = valid
         elif dtype.kind in "iu" or spec.name in bounds:  # float inputs of an Embedding hold indices too
             feed[spec.name] = rng.integers(0, bounds.get(spec.name, 10), size=shape).astype(dtype)
         elif dtype.kind == "b":
@@ -89,20 +88,6 @@ def random_feed(
         else:
             feed[spec.name] = rng.standard_normal(shape).astype(dtype)
     return feed
-
-
-def padding_mask(shape: tuple) -> np.ndarray:
-    """A tokenizer's padding mask: ones for the tokens, zeros for a padded tail, the first row
-    unpadded and each later one shorter (never empty), so both the real and the padded
-    positions are compared."""
-    mask = np.ones(shape, dtype=np.int64)
-    if len(shape) < 2 or shape[-1] < 2:
-        return mask
-    length = shape[-1]
-    rows = mask.reshape(-1, length)
-    for i in range(1, rows.shape[0]):
-        rows[i, max(1, length - (i * length) // (rows.shape[0] + 1)) :] = 0
-    return mask
 
 
 def npz_feed(path: str | os.PathLike, specs: list[TensorSpec]) -> Feed:

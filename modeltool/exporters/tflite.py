@@ -26,7 +26,6 @@ QUANTIZE_MODES = ("float16", "dynamic", "int8")
 
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """Write `source` as a .tflite file; returns details (quantization, ops, Flex use)."""
-    check_flatbuffer_size(source.ir, options)
     tf = require("tensorflow", "converting to TFLite")
     converter = source.tflite_converter(options)
     specs = source.input_specs(options.input_shapes)

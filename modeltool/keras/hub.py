@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from modeltool.ir import Model
 
 #: input name -> (meaning, config key holding the exclusive upper bound of its ids, default bound)
@@ -66,3 +68,27 @@ def input_meanings(model: Model | None) -> dict[str, InputMeaning]:
             if key is None or high is not None:
                 out.setdefault(name, InputMeaning(kind, high))
     return out
+
+
+def valid_value(meaning: InputMeaning, shape: tuple, dtype: Any, rng: np.random.Generator) -> np.ndarray | None:
+    """What a tokenizer would give for an input of this meaning: ids inside their range, a padding
+    mask with a padded tail; None for a meaning with no such rule (images: any values do)."""
+    if meaning.kind == "padding mask":
+        return padding_mask(shape).astype(dtype)
+    if meaning.high is not None:
+        return rng.integers(0, meaning.high, size=shape).astype(dtype)
+    return None
+
+
+def padding_mask(shape: tuple) -> np.ndarray:
+    """A tokenizer's padding mask: ones for the tokens, zeros for a padded tail, the first row
+    unpadded and each later one shorter (never empty), so both the real and the padded
+    positions are compared."""
+    mask = np.ones(shape, dtype=np.int64)
+    if len(shape) < 2 or shape[-1] < 2:
+        return mask
+    length = shape[-1]
+    rows = mask.reshape(-1, length)
+    for i in range(1, rows.shape[0]):
+        rows[i, max(1, length - (i * length) // (rows.shape[0] + 1)) :] = 0
+    return mask

@@ -184,15 +184,16 @@ def _traced_shapes(keras: Any, native: Any, model: Model) -> dict[int, list[tupl
 
 
 def _probe_input(tensor: Any, batch: int, length: int, meanings: dict, rng: Any) -> Any:
-    """A small valid input: ids inside their range, masks of ones, images of noise."""
-    name = tensor.name.split(":")[0]
+    """A small valid input (`hub.valid_value`: ids inside their range, a padding mask), else zeros
+    for integers and noise for floats."""
+    from modeltool.keras.hub import valid_value
+
     shape = tuple(batch if i == 0 else (length if d is None else int(d)) for i, d in enumerate(tensor.shape))
     dtype = str(getattr(tensor.dtype, "name", tensor.dtype))
-    meaning = meanings.get(name)
-    if meaning is not None and meaning.kind == "padding mask":
-        return np.ones(shape, dtype)
-    if meaning is not None and meaning.high is not None:
-        return rng.integers(0, meaning.high, size=shape).astype(dtype)
+    meaning = meanings.get(tensor.name.split(":")[0])
+    valid = valid_value(meaning, shape, dtype, rng) if meaning is not None else None
+    if valid is not None:
+        return valid
     if np.dtype(dtype).kind in "iub":
         return np.zeros(shape, dtype)
     return rng.standard_normal(shape).astype(dtype)

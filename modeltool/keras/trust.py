@@ -116,11 +116,6 @@ def trust_hint(config: Any, class_name: str) -> str:
     return ""
 
 
-def is_trusted_target(target: str, trust: Iterable[str] = ()) -> bool:
-    """Whether a foreign reference (as `safety.foreign_references` names it) is of a trusted package."""
-    return package_of(target) in trusted_packages(trust)
-
-
 def required_libraries(config: Any, trust: Iterable[str] = ()) -> dict[str, list[LibraryReference]]:
     """{package: the references to it} for the trusted packages a config uses."""
     out: dict[str, list[LibraryReference]] = {}

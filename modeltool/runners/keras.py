@@ -245,6 +245,13 @@ def keras_reference(
     if mode not in (None, *REFERENCE_MODES):
         raise UsageError(f"--reference {mode!r}: choose one of {', '.join(REFERENCE_MODES)}")
     refused = selfload.refusal(ir) if mode != "rebuild" else "--reference rebuild"
+    if refused is None and loaded_by_keras(ir):
+        # a subclassed or library model's "rebuild" is already Keras loading the file: one copy serves
+        # the targets and the reference (a second load would double the memory of a large model)
+        keras = require("keras", "running the reference")
+        runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
+        runner.reference = _self_loaded(f"Keras {keras.__version__}", ir)
+        return runner
     if refused is None:
         try:
             native, label = selfload.load(ir, custom_objects)
@@ -252,8 +259,7 @@ def keras_reference(
             refused = f"{label_of(ir)} refused the file ({' '.join(str(exc).split())[:160]})"
         else:
             runner = KerasRunner(native, ir, runtime=label)
-            how = "keras.saving.load_model, safe_mode" if label.startswith("Keras") else "tf_keras.models.load_model"
-            runner.reference = f"writer: {label} loaded the file itself ({how}){_libraries(ir)}"
+            runner.reference = _self_loaded(label, ir)
             return runner
     why = writer_unavailable(ir, custom_objects) if mode != "rebuild" else "--reference rebuild"
     if why is None:
@@ -268,10 +274,15 @@ def keras_reference(
 
     runner = KerasRunner(rebuild(), ir, runtime=f"Keras {keras.__version__}")
     runner.reference = f"rebuild: modeltool's Keras {keras.__version__} rebuild ({refused})"
-    if loaded_by_keras(ir):
-        loader = "loaded the file itself (load_model, safe_mode)"
-        runner.reference = f"writer: Keras {keras.__version__} {loader}{_libraries(ir)}"
+    if loaded_by_keras(ir):  # the rebuild of a subclassed or library model is Keras's own loader
+        runner.reference = _self_loaded(f"Keras {keras.__version__}", ir)
     return runner
+
+
+def _self_loaded(label: str, ir: Model) -> str:
+    """The report line of a reference the writer's runtime `label` loaded from the file itself."""
+    how = "keras.saving.load_model, safe_mode" if label.startswith("Keras") else "tf_keras.models.load_model"
+    return f"writer: {label} loaded the file itself ({how}){_libraries(ir)}"
 
 
 def label_of(ir: Model) -> str:
