@@ -87,3 +87,18 @@ def test_corpus_autoencoder_on_random_inputs_is_inconclusive(tmp_path):
     verification = json.loads(done.stdout)["verification"]
     assert verification["verdict"] == "INCONCLUSIVE" and not verification["passed"]
     assert "conv2d_2: every value is within the tolerance of zero" in verification["inconclusive"][0]
+
+
+def test_batch_reports_an_inconclusive_job_as_such(tmp_path):
+    """`modeltool batch` listed the saturated model as "verified": its own status, a failed job whose
+    file is kept, a JUnit <failure>."""
+    import xml.etree.ElementTree as ET
+
+    src = _save(tmp_path, "saturated", _saturated)
+    done = run_cli("batch", src, "--to", "onnx", "--out", tmp_path / "out", "--json", "--junit", tmp_path / "j.xml")
+    assert done.returncode == 1, done.stderr
+    (job,) = json.loads(done.stdout)["jobs"]
+    assert job["status"] == "inconclusive" and "saturated" in job["reason"], job
+    assert (tmp_path / "out" / job["artifact"]).exists()
+    (case,) = ET.parse(tmp_path / "j.xml").getroot().findall("testcase")
+    assert case.find("failure") is not None and case.find("failure").get("type") == "inconclusive"

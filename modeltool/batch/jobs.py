@@ -20,6 +20,8 @@ from modeltool.targets import TARGETS, Target
 VERIFIED = "verified"  # written and checked (run beside the source, or read back for Keras targets)
 CONVERTED = "converted"  # written, not verified (--no-verify, or a Flex model no interpreter here runs)
 MISMATCH = "mismatch"  # the written file computes other numbers than the source: nothing kept
+#: written, its outputs agree with the source's but prove nothing (about zero, saturated, constant)
+INCONCLUSIVE = "inconclusive"
 ERROR = "error"  # modeltool refused the input or the options (an unsupported source, a bad file)
 TIMEOUT = "timeout"  # killed at its time limit
 OUT_OF_MEMORY = "out-of-memory"  # killed at its memory limit (or by the system's OOM killer)
@@ -27,7 +29,9 @@ CRASHED = "crashed"  # its process died without a result (a signal, an abort in 
 INTERNAL = "internal-error"  # an exception modeltool did not expect: a bug to report
 PASSED = (VERIFIED, CONVERTED)
 #: outcomes that the same input, options and versions give again: cached like successes
-REPEATABLE = (VERIFIED, CONVERTED, MISMATCH, ERROR)
+REPEATABLE = (VERIFIED, CONVERTED, MISMATCH, INCONCLUSIVE, ERROR)
+#: statuses that are a verdict on the numbers (a JUnit <failure>); other failures are <error>s
+CHECK_FAILURES = (MISMATCH, INCONCLUSIVE)
 #: kills at a limit: cached with the limit (`details["limit"]`), so a rerun under the same or a lower
 #: limit does not wait for the same end again, while a raised limit runs the job again. A crash, an
 #: internal error or a kill by the system may depend on the machine and its load: such a job runs again.

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-from modeltool.batch.jobs import PASSED, JobResult
+from modeltool.batch.jobs import CHECK_FAILURES, PASSED, JobResult
 from modeltool.batch.manifest import Skipped
 from modeltool.sizes import format_size
 
@@ -75,17 +75,18 @@ class BatchReport:
 
     def junit(self) -> str:
         """JUnit XML: one testsuite, one testcase per job (classname: the model, name: the target); a
-        mismatch is a <failure>, any other failed status an <error>."""
+        mismatch or an inconclusive verification is a <failure>, any other failed status an <error>."""
         c = self.counts()
-        errors = c["failed"] - c.get("mismatch", 0)
-        suite = ET.Element("testsuite", name=JUNIT_SUITE, tests=str(c["jobs"]), failures=str(c.get("mismatch", 0)),
+        failures = sum(c.get(s, 0) for s in CHECK_FAILURES)
+        errors = c["failed"] - failures
+        suite = ET.Element("testsuite", name=JUNIT_SUITE, tests=str(c["jobs"]), failures=str(failures),
                            errors=str(errors), skipped="0", time=f"{self.seconds:.3f}")  # fmt: skip
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="executor", value=self.executor)
         ET.SubElement(props, "property", name="out", value=self.out)
         for r in self.results:
             case = ET.SubElement(suite, "testcase", classname=r.model, name=r.target, time=f"{r.seconds:.3f}")
-            if r.status == "mismatch":
+            if r.status in CHECK_FAILURES:
                 ET.SubElement(case, "failure", type=r.status, message=r.reason).text = r.reason
             elif not r.passed:
                 ET.SubElement(case, "error", type=r.status, message=r.reason).text = r.reason

@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Any
 
-from modeltool.batch.jobs import CONVERTED, ERROR, INTERNAL, MISMATCH, OUT_OF_MEMORY, VERIFIED, Job
+from modeltool.batch.jobs import CONVERTED, ERROR, INCONCLUSIVE, INTERNAL, MISMATCH, OUT_OF_MEMORY, VERIFIED, Job
 
 
 def run_job(job: Job, out: str) -> dict[str, Any]:
@@ -48,6 +48,9 @@ def run_job(job: Job, out: str) -> dict[str, Any]:
     result.update(report=job.report_json, details=_details(report))
     if not report.passed:
         return {**result, "status": MISMATCH, "reason": _mismatch(report)}
+    if report.verdict == "INCONCLUSIVE":  # the file is kept, as convert keeps it; the job did not pass
+        why = "; ".join(report.verification.inconclusive)
+        return {**result, "status": INCONCLUSIVE, "artifact": job.artifact, "reason": f"inconclusive: {why}"}
     if report.verification is None and _runnable(job.target):  # Keras targets are always read back
         why = "; ".join(report.warnings) if report.warnings else "not verified (--no-verify)"
         return {**result, "status": CONVERTED, "artifact": job.artifact, "reason": _relative(why, out)}
