@@ -345,14 +345,18 @@ def name_dynamic_dims(proto: Any) -> None:
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
             if not dim.dim_param or dim.dim_param.startswith("unk__"):
-                own = _sequence_dim(vi.name) if i == 1 and vi.name in sequences else f"{vi.name}_dim{i}"
-                dim.dim_param = "batch" if i == 0 else own
+                dim.dim_param = dynamic_dim_name(vi.name, i, sequences)
 
 
-def _sequence_dim(name: str) -> str:
-    """`sequence`, or `encoder_sequence`/`decoder_sequence` for a seq2seq model's two lengths."""
-    side = name.split("_", 1)[0]
-    return f"{side}_sequence" if side in ("encoder", "decoder") else "sequence"
+def dynamic_dim_name(tensor: str, index: int, sequences: set[str]) -> str:
+    """`batch` for dim 0; for dim 1 of an input in `sequences`, `sequence` (or `encoder_sequence`/
+    `decoder_sequence` for a seq2seq model's two lengths); else `<tensor>_dim<index>`."""
+    if index == 0:
+        return "batch"
+    if index == 1 and tensor in sequences:
+        side = tensor.split("_", 1)[0]
+        return f"{side}_sequence" if side in ("encoder", "decoder") else "sequence"
+    return f"{tensor}_dim{index}"
 
 
 def unknown_ops(model: Any) -> list[str]:

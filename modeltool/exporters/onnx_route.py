@@ -85,7 +85,8 @@ def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
         if tf_route_available():
             return "tf", check, None
         raise MissingDependencyError(f"{check}; install one (pip install 'modeltool-tf[jax]') or pass --no-verify")
-    layers = sum(1 for _, n in source.ir.graph.walk() if n.subgraph is None and n.op != "InputLayer")  # type: ignore[union-attr]
+    ir = direct_ir(source)
+    layers = sum(1 for _, n in ir.graph.walk() if n.subgraph is None and n.op != "InputLayer")  # type: ignore[union-attr]
     how = "; not verified (--no-verify)" if not options.verify else f"; the reference runs on Keras ({_backend()})"
     return "direct", f"every layer has a direct converter ({layers} layers){how}", built
 
@@ -107,14 +108,20 @@ def _backend() -> str:
 def boundary(source: Source) -> tuple[list[str], list[str]]:
     from modeltool.sources.keras import ir_boundary_names
 
-    return ir_boundary_names(source.ir)
+    return ir_boundary_names(direct_ir(source))
+
+
+def direct_ir(source: Source) -> Any:
+    """What the direct route writes from (a library backbone's functional graph, `KerasSource.direct_ir`)."""
+    getter = getattr(source, "direct_ir", None)
+    return getter() if getter is not None else source.ir
 
 
 def build_direct(source: Source, options: ConvertOptions) -> Any:
     from modeltool.exporters.direct.export import DEFAULT_OPSET, build
 
     opset = checked_opset(options)
-    built = build(source.ir, boundary(source), opset=opset or DEFAULT_OPSET, input_shapes=options.input_shapes,
+    built = build(direct_ir(source), boundary(source), opset=opset or DEFAULT_OPSET, input_shapes=options.input_shapes,
                   inputs_as_nchw=_image_inputs(source, options), outputs_as_nchw=options.outputs_as_nchw,
                   custom=getattr(source, "custom", None))  # fmt: skip
     return built
@@ -123,7 +130,7 @@ def build_direct(source: Source, options: ConvertOptions) -> Any:
 def _image_inputs(source: Source, options: ConvertOptions) -> tuple[str, ...]:
     """--inputs-as-nchw names, each a rank-4 image input (as on the TensorFlow route)."""
     ins, _ = boundary(source)
-    graph = source.ir.graph
+    graph = direct_ir(source).graph
     specs = dict(zip(ins, graph.inputs)) if graph is not None else {}
     for name in options.inputs_as_nchw:
         spec = specs.get(name)
@@ -197,7 +204,8 @@ def _specs(source: Source, options: ConvertOptions) -> list[TensorSpec]:
     """The input specs (source names, shapes with --input-shape applied) for calibration."""
     ins, _ = boundary(source)
     out = []
-    for name, spec in zip(ins, source.ir.graph.inputs if source.ir.graph else []):
+    graph = direct_ir(source).graph
+    for name, spec in zip(ins, graph.inputs if graph else []):
         shape = options.input_shapes.get(name, spec.shape)
         out.append(TensorSpec(name, tuple(shape) if shape is not None else None, spec.dtype))
     return out

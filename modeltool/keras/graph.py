@@ -199,7 +199,7 @@ def _call_again(node: Node, entry: dict, inbound: list[str], in_shapes: list, de
     if node.subgraph is not None:
         outs = [o.shape for o in build_graph(_as_model(entry), in_shapes, depth + 1).outputs]
     else:
-        info = L.infer(entry["class_name"], entry["config"], in_shapes)
+        info = L.infer(entry["class_name"], entry["config"], in_shapes, entry.get("module"))
         outs = info.output_shapes if info is not None else [None]
     node.call_shapes.append(outs)
     return outs
@@ -220,7 +220,7 @@ def _make_node(entry: dict, inbound: list[list[str]], in_shapes: list, depth: in
         node.params = None if None in params else sum(params)
         node.trainable_params = None if None in tparams or node.params is None else (sum(tparams) if trainable else 0)
     else:
-        info = L.infer(cls, cfg, in_shapes) if "lambda" not in flags else None
+        info = L.infer(cls, cfg, in_shapes, entry.get("module")) if "lambda" not in flags else None
         if info is None and cls == "Lambda":
             info = _lambda_info(cfg, in_shapes)
         if info is None:
@@ -277,7 +277,7 @@ def _flags(entry: dict) -> list[str]:
         flags.append("lambda")
     module = entry.get("module")
     registered = entry.get("registered_name")
-    builtin = cls in L.REGISTRY or cls in KNOWN_WITHOUT_SHAPES or is_model_class(cls) or cls == "InputLayer"
+    builtin = L.sized(cls, module) or cls in KNOWN_WITHOUT_SHAPES or is_model_class(cls) or cls == "InputLayer"
     keras_module = bool(module) and str(module).startswith(KERAS_MODULES)  # Keras's own code, e.g. LayerScale
     if not keras_module and (
         bool(module) or (registered and ">" in str(registered)) or (not builtin and cls != "Lambda")

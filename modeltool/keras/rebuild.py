@@ -27,7 +27,7 @@ from modeltool.errors import LoadError, UnsafeContentError, UnsupportedError, Us
 from modeltool.formats import Format
 from modeltool.ir import Model, Weight
 from modeltool.keras.graph import call_keys, is_model_class, skip_first_nodes, tensor_keys
-from modeltool.keras.layers import REGISTRY as LAYER_REGISTRY
+from modeltool.keras.layers import sized as layer_sized
 from modeltool.keras.legacy import normalize_layer
 from modeltool.keras.legacy_arrays import convert_layer_arrays
 from modeltool.keras.semantics import (
@@ -168,7 +168,7 @@ def _layer(layer: dict, unroll_rnn: bool) -> dict:
         inner = layer["config"].get(key)
         if isinstance(inner, dict) and "class_name" in inner:
             layer["config"][key] = _layer(inner, unroll_rnn)
-            if not inner.get("module") and inner["class_name"] in LAYER_REGISTRY:
+            if not inner.get("module") and layer_sized(inner["class_name"]):
                 # Keras 3 finds a wrapped built-in layer only by module (a config written without Keras)
                 inner["module"], inner["registered_name"] = "keras.layers", None
     if layer["class_name"] == "Lambda":

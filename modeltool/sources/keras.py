@@ -40,6 +40,7 @@ class KerasSource(Source):
         if unrolled_from is not None:
             self.notes = unrolled_from.notes
         self._native: Any = None
+        self._direct_ir: Model | None = None
 
     @property
     def native(self) -> Any:
@@ -57,6 +58,16 @@ class KerasSource(Source):
                 notes.append("--unsafe: Python code from the model file (Lambda layers) was run")
             self.notes += [n for n in notes if n not in self.notes]
         return self._native
+
+    def direct_ir(self) -> Model:
+        """The IR the direct ONNX route writes: the file's own graph, or for a model-library backbone
+        (KerasHub) the functional graph of building blocks its class builds, with the weights Keras
+        loaded (`keras/expand.py`; building it imports the library, as every target of it does)."""
+        if self._direct_ir is None:
+            from modeltool.keras.expand import expanded, is_library_model
+
+            self._direct_ir = (expanded(self.ir, self.native) if is_library_model(self.ir) else None) or self.ir
+        return self._direct_ir
 
     def materialize(self) -> None:
         """Nothing yet: `prepared` builds the Keras model for the targets written from it. The direct

@@ -22,6 +22,8 @@ pytest.importorskip("keras_hub")
 
 MODELS = ["bert", "gpt2", "gemma", "llama", "mistral", "vit", "resnet"]
 TEXT = {"bert", "gpt2", "gemma", "llama", "mistral"}
+#: backbones whose every building block has a direct converter (the others take the TensorFlow route)
+DIRECT = {"bert", "gpt2", "resnet"}
 
 
 def _make(out: Path, backend: str) -> dict[str, dict]:
@@ -144,17 +146,19 @@ def test_inspect_committed_fixture_text():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_from_both_backends_computes_what_keras_computes(zoo, name, tmp_path):
-    """ONNX from the TensorFlow- and the JAX-saved file, verified by modeltool (Keras loading the
+    """ONNX from the TensorFlow- and the JAX-saved file by both routes where they apply (the direct
+    one where every building block has a converter), each verified by modeltool (Keras loading the
     file itself, two sequence lengths), then run at a third length against Keras's own outputs."""
     from modeltool.convert import convert
     from modeltool.options import ConvertOptions
 
-    for backend in ("tensorflow", "jax"):
+    routes = ("tf", "direct") if name in DIRECT else ("tf",)
+    for backend, via in [(b, r) for b in ("tensorflow", "jax") for r in routes]:
         src = zoo[backend][name]["file"]
-        out = str(tmp_path / f"{name}_{backend}.onnx")
-        report = convert(src, out, ConvertOptions())
+        out = str(tmp_path / f"{name}_{backend}_{via}.onnx")
+        report = convert(src, out, ConvertOptions(via=via))
         assert report.passed, report.render()
-        assert report.details["route"] == "tf"  # the backbone is keras_hub's code: traced
+        assert report.details["route"] == via
         assert report.verification.reference_kind.startswith("writer: Keras 3"), report.verification.reference_kind
         native = _keras_model(src)
         feed = _feed(native, length=9)
@@ -167,6 +171,23 @@ def test_onnx_from_both_backends_computes_what_keras_computes(zoo, name, tmp_pat
             dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
                     for i in proto.graph.input}  # fmt: skip
             assert dims["token_ids"] == ["batch", "sequence"], dims
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_auto_route_says_which_route_and_why(zoo, name, tmp_path):
+    """`--via auto`: direct for a backbone made of blocks with converters (no tf2onnx), else the
+    TensorFlow route naming the first block the direct route cannot write."""
+    from modeltool.convert import convert
+    from modeltool.options import ConvertOptions
+
+    report = convert(zoo["jax"][name]["file"], str(tmp_path / f"{name}.onnx"), ConvertOptions(verify=False))
+    if name in DIRECT:
+        assert report.details["route"] == "direct", report.details["route_reason"]
+        assert "every layer has a direct converter" in report.details["route_reason"]
+    else:
+        assert report.details["route"] == "tf"
+        assert "no direct converter for this class" in report.details["route_reason"], report.details["route_reason"]
 
 
 @pytest.mark.slow

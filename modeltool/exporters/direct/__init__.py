@@ -2,7 +2,7 @@
 
 Every Keras file modeltool reads (Keras 1, 2 or 3; `.h5`, `.keras`, JSON/YAML + weights) is already a
 graph of layers with their configs and lazily read weights (`modeltool.ir`). This package writes that
-graph as ONNX, one converter per layer family (`registry.CONVERTERS`, a table of class -> converter),
+graph as ONNX, one converter per layer class (declared with the class in `modeltool.keras.layers`, read by `registry`),
 with `onnx.helper`/`onnx.numpy_helper` only: no TensorFlow, no tf2onnx, no Keras. What a layer
 computes is what Keras defines (TF's asymmetric 'same' padding, pooling rounding, gate orders of the
 recurrent layers), and what Keras 1/2 meant where Keras 3 changed a name's meaning (the legacy hard

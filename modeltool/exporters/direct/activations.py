@@ -60,6 +60,18 @@ def _gelu(ctx: Context, x: str) -> str:
                           ctx.const(np.float32(0.5))])  # fmt: skip
 
 
+def _gelu_approximate(ctx: Context, x: str) -> str:
+    """0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))): Keras's gelu(approximate=True),
+    KerasHub's `gelu_approximate` (BERT, GPT-2)."""
+    if ctx.opset >= 20:
+        return ctx.op("Gelu", [x], approximate="tanh")
+    cube = ctx.op("Mul", [ctx.op("Mul", [x, x]), x])
+    inner = ctx.op("Add", [x, ctx.op("Mul", [cube, ctx.const(np.float32(0.044715))])])
+    tanh = ctx.op("Tanh", [ctx.op("Mul", [inner, ctx.const(np.float32(math.sqrt(2.0 / math.pi)))])])
+    return ctx.op("Mul", [ctx.op("Mul", [x, ctx.op("Add", [tanh, ctx.const(np.float32(1.0))])]),
+                          ctx.const(np.float32(0.5))])  # fmt: skip
+
+
 def _mish(ctx: Context, x: str) -> str:
     if ctx.opset >= 18:
         return ctx.op("Mish", [x])
@@ -87,6 +99,7 @@ ELEMENTWISE: dict[str, Callable[[Context, str], str]] = {
     "exponential": _sequence(("Exp", {})),
     "silu": _silu,
     "gelu": _gelu,
+    "gelu_approximate": _gelu_approximate,
     "mish": _mish,
     "hard_silu": _sequence(("HardSwish", {})),
     "hard_sigmoid": _sequence(("HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5})),

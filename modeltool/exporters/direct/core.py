@@ -82,6 +82,14 @@ def embedding(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
 
 
 
+
+def reversible_embedding(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """ReversibleEmbedding called forward is an Embedding (KerasHub's token embeddings); called with
+    `reverse=True` (features to logits) it is not written here."""
+    if layer.kwargs.get("reverse"):
+        raise layer.refuse("reverse=True (features to logits) is not written by the direct route")
+    return embedding(ctx, layer, inputs)
+
 def masking(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     """Steps whose features all equal `mask_value` become 0 and are masked for what follows."""
     x = logical(ctx, inputs[0])
@@ -263,3 +271,33 @@ def _operands(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Any]:
         else:
             raise layer.refuse(f"argument {arg!r} of keras.ops.{layer.cls} is not a tensor or a number")
     return out
+
+
+def get_item(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """`x[...]` in a functional model (`x[:, 0, :]`, KerasHub's pooled first token): each index is a
+    slice (a Slice over that axis) or an integer (a Gather that drops the axis)."""
+    if len(layer.args) != 2 or layer.args[0] is not TENSOR:
+        raise layer.refuse("an index that is not a constant")
+    x = logical(ctx, inputs[0])
+    index = list(layer.args[1]) if isinstance(layer.args[1], (list, tuple)) else [layer.args[1]]
+    if len(index) > x.rank:
+        raise layer.refuse(f"{len(index)} indices into a tensor of rank {x.rank}")
+    name, shape, axis = x.name, list(x.shape), 0
+    for item in index:
+        if isinstance(item, dict) and item.get("class_name") == "__slice__":
+            cfg = item.get("config") or {}
+            start, stop, step = cfg.get("start"), cfg.get("stop"), cfg.get("step")
+            if (start, stop, step) != (None, None, None):
+                step = 1 if step is None else int(step)
+                lo = (0 if step > 0 else -1) if start is None else int(start)
+                hi = (np.iinfo(np.int64).max if step > 0 else np.iinfo(np.int64).min) if stop is None else int(stop)
+                name = ctx.op("Slice", [name, ctx.ints([lo]), ctx.ints([hi]), ctx.ints([axis]), ctx.ints([step])])
+                size = shape[axis]
+                shape[axis] = None if size is None else len(range(*slice(start, stop, step).indices(size)))
+            axis += 1
+        elif isinstance(item, int) and not isinstance(item, bool):
+            name = ctx.op("Gather", [name, ctx.const(np.asarray(item, np.int64))], axis=axis)
+            del shape[axis]
+        else:
+            raise layer.refuse(f"index {item!r} (only slices and integers are written)")
+    return [Value(name, tuple(shape), x.dtype)]

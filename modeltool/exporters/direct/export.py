@@ -21,7 +21,9 @@ from modeltool.exporters.direct.context import Context, NotCovered, onnx_dtype
 from modeltool.exporters.direct.layout import channels_first_perm, logical, to_perm
 from modeltool.exporters.direct.registry import coverage
 from modeltool.exporters.direct.walk import Walker
+from modeltool.exporters.onnx_passes import dynamic_dim_name
 from modeltool.ir import Model
+from modeltool.keras.hub import sequence_inputs
 from modeltool.keras.semantics import refuse_lost_semantics, writer_generation
 from modeltool.options import Shape
 
@@ -72,6 +74,7 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT
     ctx = Context(builder, writer_generation(ir))
     walker = Walker(ctx, ir.weights, custom)
     graph_inputs, values = [], []
+    sequences = set(in_names) & sequence_inputs()  # token inputs share one symbolic `sequence` length
     for spec, name in zip(ir.graph.inputs, in_names):
         shape = _input_shape(spec.shape, shapes.get(name), name)
         dtype = str(spec.dtype or "float32")
@@ -82,7 +85,7 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT
                              "more have a channels axis to move")  # fmt: skip
         value = Value(name, tuple(shape), dtype, perm)
         values.append(value)
-        graph_inputs.append(_value_info(onnx, name, value.physical_shape, dtype, name))
+        graph_inputs.append(_value_info(onnx, name, value.physical_shape, dtype, name, sequences))
     outs = walker.graph(ir.graph, ir.config, values)
     graph_outputs, final = [], []
     for value, name in zip(outs, out_names):
@@ -166,8 +169,8 @@ def _rename_everywhere(builder: GraphBuilder, old: str, new: str) -> str:
     return new
 
 
-def _value_info(onnx: Any, name: str, shape: tuple, dtype: str, prefix: str) -> Any:
-    dims = [d if d is not None else ("batch" if i == 0 else f"{prefix}_dim{i}") for i, d in enumerate(shape)]
+def _value_info(onnx: Any, name: str, shape: tuple, dtype: str, prefix: str, sequences: set[str] = frozenset()) -> Any:
+    dims = [d if d is not None else dynamic_dim_name(prefix, i, sequences) for i, d in enumerate(shape)]
     return onnx.helper.make_tensor_value_info(name, onnx_dtype(dtype), dims)
 
 

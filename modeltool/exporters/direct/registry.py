@@ -1,8 +1,10 @@
 """Which converter writes which layer: one explicit table, resolved when used, and the coverage check.
 
 `CONVERTERS` maps a Keras class (its Keras 3 name; Keras 1/2 names are normalized by the loader) to
-"module:function". Keras 3 operations recorded in functional configs (`x + 3.0`) are keyed
-`ops.<Class>`. A custom class joins through its own `modeltool_onnx` method (docs/convert.md).
+"module:function"; it is read from the layer declarations in `modeltool.keras.layers` (one per
+class, in its family module: shapes, weights, converter, mask behaviour). Keras 3 operations
+recorded in functional configs (`x + 3.0`) are keyed `ops.<Class>`. A custom class joins through its own
+`modeltool_onnx` method (docs/convert.md).
 `coverage(ir)` lists, before anything is written, the layers the direct route cannot write and why;
 a configuration that turns out unwritable while converting (a mask reaching an LSTM, say) is
 reported the same way by the converter itself (`NotCovered`).
@@ -17,80 +19,22 @@ from typing import Any
 
 from modeltool.exporters.direct import activations
 from modeltool.ir import Model
+from modeltool.keras import layers as keras_layers
 from modeltool.keras.rebuild import is_subclassed
 from modeltool.keras.semantics import writer_generation
 
-P = "modeltool.exporters.direct."
-IDENTITY = P + "core:identity_layer"
-CONVERTERS: dict[str, str] = {
-    **{name: IDENTITY for name in (
-        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
-        "AlphaDropout", "ActivityRegularization", "Identity", "RandomFlip", "RandomRotation", "RandomZoom",
-        "RandomContrast", "RandomBrightness", "RandomTranslation")},
-    "Dense": P + "core:dense",
-    "Embedding": P + "core:embedding",
-    "Masking": P + "core:masking",
-    "Flatten": P + "core:flatten",
-    "Reshape": P + "core:reshape",
-    "Permute": P + "core:permute",
-    "RepeatVector": P + "core:repeat_vector",
-    "Rescaling": P + "core:rescaling",
-    "Normalization": P + "core:normalization",
-    "LayerScale": P + "core:layer_scale",
-    "CustomScaleLayer": P + "core:custom_scale",
-    **{f"ops.{name}": P + "core:keras_op" for name in (
-        "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Negative", "Abs",
-        "Sqrt", "Exp", "Log", "Tanh", "Sigmoid", "Relu", "Square", "Equal", "NotEqual", "Greater", "GreaterEqual",
-        "Less", "LessEqual", "LogicalAnd", "LogicalOr")},
-    "ops.Any": P + "core:keras_reduction",
-    "ops.All": P + "core:keras_reduction",
-    "Activation": P + "activations:activation_layer",
-    "ReLU": P + "activations:relu_layer",
-    "LeakyReLU": P + "activations:leaky_relu_layer",
-    "ELU": P + "activations:elu_layer",
-    "ThresholdedReLU": P + "activations:thresholded_relu_layer",
-    "Softmax": P + "activations:softmax_layer",
-    "PReLU": P + "activations:prelu_layer",
-    **{f"Conv{d}D": P + "conv:conv" for d in (1, 2, 3)},
-    **{f"Conv{d}DTranspose": P + "conv:conv_transpose" for d in (1, 2, 3)},
-    "DepthwiseConv1D": P + "conv:depthwise",
-    "DepthwiseConv2D": P + "conv:depthwise",
-    "SeparableConv1D": P + "conv:separable",
-    "SeparableConv2D": P + "conv:separable",
-    **{f"{kind}Pooling{d}D": P + "pooling:pooling" for kind in ("Max", "Average") for d in (1, 2, 3)},
-    **{f"Global{kind}Pooling{d}D": P + "pooling:global_pooling" for kind in ("Max", "Average") for d in (1, 2, 3)},
-    **{f"ZeroPadding{d}D": P + "spatial:zero_padding" for d in (1, 2, 3)},
-    **{f"Cropping{d}D": P + "spatial:cropping" for d in (1, 2, 3)},
-    **{f"UpSampling{d}D": P + "spatial:upsampling" for d in (1, 2, 3)},
-    "Resizing": P + "spatial:resizing",
-    "BatchNormalization": P + "normalization:batch_normalization",
-    "LayerNormalization": P + "normalization:layer_normalization",
-    "GroupNormalization": P + "normalization:group_normalization",
-    "UnitNormalization": P + "normalization:unit_normalization",
-    **{name: P + "merge:elementwise" for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
-    "Concatenate": P + "merge:concatenate",
-    "Dot": P + "merge:dot",
-    **{name: P + "recurrent:recurrent" for name in ("SimpleRNN", "LSTM", "GRU", "CuDNNLSTM", "CuDNNGRU")},
-    "Bidirectional": P + "recurrent:bidirectional",
-    "TimeDistributed": P + "wrappers:time_distributed",
-    "MultiHeadAttention": P + "attention:multi_head_attention",
-}  # fmt: skip
-
+#: {class: "module:function"}, read from the layer declarations (`modeltool.keras.layers`)
+CONVERTERS: dict[str, str] = keras_layers.converters()
 #: layers that pass the mask Keras propagates on to what follows (others drop it, as in Keras)
-MASK_PROPAGATING = frozenset({
-    "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Dropout",
-    "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
-    "LayerNormalization", "BatchNormalization", "UnitNormalization", "Rescaling", "TimeDistributed",
-})  # fmt: skip
+MASK_PROPAGATING = keras_layers.mask_propagating()
 
 Converter = Callable[..., Any]
 
 
 def key(cls: str, module: str | None) -> str:
-    """The table key of a layer: `ops.<Class>` for a keras.ops operation recorded as a layer."""
-    if module and (module.startswith("keras.src.ops") or module.startswith("keras.ops")):
-        return f"ops.{cls}"
-    return cls
+    """The table key of a layer (`modeltool.keras.layers.table_key`): `ops.<Class>` for a keras.ops
+    operation recorded as a layer, `keras_hub>Class` for a model library's class."""
+    return keras_layers.table_key(cls, module)
 
 
 def converter(cls: str, module: str | None, custom: dict[str, Any] | None = None) -> Converter | None:

@@ -88,7 +88,7 @@ class Walker:
             # none for an RNN called with `initial_state`, and runs that RNN unmasked)
             inputs = [v.but(mask=None) if v.mask is not None else v for v in inputs]
         inputs = self._masks_attached(probe.slots(), inputs)
-        info = keras_layers.infer(node.op, node.config, [v.shape for v in inputs])
+        info = keras_layers.infer(node.op, node.config, [v.shape for v in inputs], entry.get("module"))
         shapes = info.output_shapes if info is not None and info.output_shapes != [None] else (
             node.call_shapes[call] if call < len(node.call_shapes) else [])  # fmt: skip
         weights_path = weights_prefix + node.name
