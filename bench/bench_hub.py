@@ -1,7 +1,8 @@
 """Benchmark: KerasHub backbones to ONNX and TFLite, modeltool side by side with Keras's own exporters,
 in one run.
 
-    python bench/bench_hub.py [--models gpt2,gemma,gemma1b] [--out results.md]
+    python bench/bench_hub.py [--models gpt2,gemma,gemma1b] [--tools direct,fast,tf,keras-onnx,tflite,keras-litert]
+                              [--out results.md]
 
 Models (random weights, seeded, built from KerasHub constructors and saved as `.keras`):
   gpt2      GPT-2 base's sizes: vocabulary 50257, 12 layers, hidden 768 (124M parameters, 0.5 GB)
@@ -11,12 +12,15 @@ Models (random weights, seeded, built from KerasHub constructors and saved as `.
             the model, its trace and the ONNX weights side by side at this size)
 
 Tools, each in a fresh interpreter (wall time with imports, the child's peak RSS):
-  modeltool onnx        modeltool convert m.keras m.onnx (TensorFlow route, verified against Keras
-                        loading the file, two sequence lengths); and the same with --no-verify
-  keras export onnx     model.export(path, format="onnx") after keras.saving.load_model (TensorFlow
+  direct                modeltool convert m.keras m.onnx (`auto`: the direct route, KerasHub's blocks
+                        written from their declarations, no tracing, no tf2onnx; verified against
+                        Keras loading the file, two sequence lengths)
+  fast                  the same with --no-verify
+  tf                    modeltool convert m.keras m.onnx --via tf (traced, tf2onnx; verified)
+  keras-onnx            model.export(path, format="onnx") after keras.saving.load_model (TensorFlow
                         backend, tf2onnx inside), then checked by `modeltool verify m.keras out.onnx`
-  modeltool tflite      modeltool convert m.keras m.tflite --input-shape token_ids=1,128 ... (verified)
-  keras export litert   model.export(path, format="litert"), then checked by `modeltool verify`
+  tflite                modeltool convert m.keras m.tflite --input-shape token_ids=1,128 ... (verified)
+  keras-litert          model.export(path, format="litert"), then checked by `modeltool verify`
 Each cell: seconds, peak MB, node or op count, verified or not. The ONNX peak is also given as a
 multiple of the weights' size (the target for the 1B model: at most 1.5x).
 """
@@ -41,6 +45,15 @@ MODELS = {
                                       hidden_dim=2048, intermediate_dim=32768, head_dim=256)),
 }  # fmt: skip
 SEQUENCE = 128
+#: the columns, in order
+TOOLS = {
+    "direct": "modeltool onnx (auto: direct)",
+    "fast": "the same, --no-verify",
+    "tf": "modeltool onnx --via tf",
+    "keras-onnx": "keras export onnx",
+    "tflite": "modeltool tflite",
+    "keras-litert": "keras export litert",
+}
 #: peak memory of Keras's exporters as a multiple of the weights, measured here on GPT-2 (124M):
 #: export(format="onnx") 42x (tf2onnx copies every constant through its passes), "litert" 10x; a run
 #: that would pass this machine's memory is not started (it would take the machine down with it)
@@ -110,23 +123,35 @@ def _keras_export(py: str, src: Path, out: Path, fmt: str, weights: int):
     return run([py, "-c", EXPORT, str(src), str(out), fmt], timeout=3600)
 
 
-def cell(r, out: Path, verdict: str, weights: int | None = None) -> str:
+def _route(r) -> str:
+    try:
+        return json.loads(r.stdout)["details"]["route"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def cell(r, out: Path, verdict: str, weights: int | None = None, route: str = "") -> str:
     if isinstance(r, str):
         return r
     if r.rc != 0 or not out.exists():
         return f"failed after {r.seconds:.0f} s, {r.peak_mb:.0f} MB ({r.last_error()})"
     ratio = f" = {r.peak_mb * 2**20 / weights:.2f}x weights" if weights else ""
-    return f"{r.seconds:.1f} s, {r.peak_mb:.0f} MB{ratio}{_ops(out)} ({verdict})"
+    via = f", {route} route" if route else ""
+    return f"{r.seconds:.1f} s, {r.peak_mb:.0f} MB{ratio}{_ops(out)} ({verdict}{via})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="gpt2,gemma,gemma1b")
+    parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    tools = args.tools.split(",")
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        parser.error(f"--tools: unknown {', '.join(sorted(unknown))}; choose from {', '.join(TOOLS)}")
     py = sys.executable
-    rows = ["| model | params | modeltool onnx | the same, --no-verify | keras export onnx | modeltool tflite "
-            "| keras export litert |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| model | params | " + " | ".join(TOOLS.values()) + " |", "|---|---|" + "---|" * len(TOOLS)]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             cls, kwargs = MODELS[name]
@@ -141,17 +166,26 @@ def main() -> int:
             weights = params * 4
             fixed = [f"--input-shape={n}=1,{SEQUENCE}" for n in ("token_ids", "padding_mask")]
             convert = [py, "-m", "modeltool", "convert", str(src)]
-            ours = run([*convert, str(d / "m.onnx"), "--json", "--batch", "1"], timeout=3600)
-            ours_verdict = _verdict(ours)
-            fast = run([*convert, str(d / "fast.onnx"), "--no-verify"], timeout=3600)
-            theirs = _keras_export(py, src, d / "keras.onnx", "onnx", weights)
-            tfl = run([*convert, str(d / "m.tflite"), "--json", *fixed], timeout=3600)
-            tfl_verdict = _verdict(tfl)
-            litert = _keras_export(py, src, d / "keras.tflite", "litert", weights)
-            cells = [cell(ours, d / "m.onnx", ours_verdict, weights), cell(fast, d / "fast.onnx", "not verified",
-                     weights), cell(theirs, d / "keras.onnx", _verified(py, src, d / "keras.onnx", []), weights),
-                     cell(tfl, d / "m.tflite", tfl_verdict),
-                     cell(litert, d / "keras.tflite", _verified(py, src, d / "keras.tflite", fixed))]  # fmt: skip
+            cells = []
+            for tool in TOOLS:
+                if tool not in tools:
+                    cells.append("not run")
+                elif tool in ("direct", "tf"):
+                    out = d / f"{tool}.onnx"
+                    via = "auto" if tool == "direct" else "tf"
+                    r = run([*convert, str(out), "--json", "--batch", "1", "--via", via], timeout=3600)
+                    cells.append(cell(r, out, _verdict(r), weights, _route(r)))
+                elif tool == "fast":
+                    r = run([*convert, str(d / "fast.onnx"), "--no-verify"], timeout=3600)
+                    cells.append(cell(r, d / "fast.onnx", "not verified", weights))
+                elif tool == "tflite":
+                    r = run([*convert, str(d / "m.tflite"), "--json", *fixed], timeout=3600)
+                    cells.append(cell(r, d / "m.tflite", _verdict(r)))
+                else:
+                    fmt, suffix = ("onnx", "onnx") if tool == "keras-onnx" else ("litert", "tflite")
+                    out = d / f"keras.{suffix}"
+                    r = _keras_export(py, src, out, fmt, weights)
+                    cells.append(cell(r, out, _verified(py, src, out, fixed if fmt == "litert" else []), weights))
             rows.append(f"| {name} | {params / 1e6:.0f}M ({weights / 2**30:.2f} GiB) | {' | '.join(cells)} |")
             print(rows[-1], file=sys.stderr, flush=True)
     publish("\n".join(rows), args.out)

@@ -16,17 +16,26 @@ DEFAULT_BATCH = 2
 DEFAULT_DIM = 32
 
 
+#: embedding layers whose integer inputs index a table, and the config key of the table's size
+EMBEDDINGS = {
+    "Embedding": "input_dim",
+    "ReversibleEmbedding": "input_dim",
+    "TokenAndPositionEmbedding": "vocabulary_size",
+}
+#: layers that hold one row per position, and the config key of how many
+POSITIONAL = {"PositionEmbedding": "sequence_length", "TokenAndPositionEmbedding": "sequence_length"}
 
 
 def int_ranges(ir: Model | None) -> dict[str, int]:
-    """Upper bounds of integer inputs that feed an Embedding (its `input_dim`)."""
+    """Upper bounds of integer inputs that feed an Embedding (its `input_dim`; KerasHub's
+    `vocabulary_size`)."""
     bounds: dict[str, int] = {}
     if ir is None or ir.graph is None:
         return bounds
     for _, node in ir.graph.walk():
-        if node.op != "Embedding":
+        if node.op not in EMBEDDINGS:
             continue
-        dim = node.config.get("input_dim")
+        dim = node.config.get(EMBEDDINGS[node.op])
         for call in node.inbound:
             for name in call:
                 if isinstance(dim, int) and dim > 0:
@@ -34,10 +43,32 @@ def int_ranges(ir: Model | None) -> dict[str, int]:
     return bounds
 
 
-def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tuple | None) -> tuple:
-    """Concrete shape for one input: the user's, else a static dim from either model, else defaults."""
+def longest_sequence(ir: Model | None) -> int | None:
+    """The most positions the model has embeddings for (a PositionEmbedding's `sequence_length`, a
+    KerasHub backbone's `max_sequence_length`): a longer random sequence would fail in Keras itself."""
+    if ir is None or ir.graph is None:
+        return None
+    found = []
+    for _, node in ir.graph.walk():
+        cfg = node.config if isinstance(node.config, dict) else {}
+        value = cfg.get(POSITIONAL[node.op]) if node.op in POSITIONAL else cfg.get("max_sequence_length")
+        if isinstance(value, int) and value > 0:
+            found.append(value)
+    return min(found) if found else None
+
+
+def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tuple | None,
+               length: int | None = None) -> tuple:  # fmt: skip
+    """Concrete shape for one input: the user's, else a static dim from either model, else defaults
+    (dim 1 no longer than `length`, the positions the model has)."""
+
+    def default(i: int) -> int:
+        if i == 0:
+            return batch
+        return min(DEFAULT_DIM, length) if i == 1 and length is not None else DEFAULT_DIM
+
     if fixed is not None:
-        return tuple(d if d is not None else (batch if i == 0 else DEFAULT_DIM) for i, d in enumerate(fixed))
+        return tuple(d if d is not None else default(i) for i, d in enumerate(fixed))
     if ref.shape is None and (other is None or other.shape is None):
         raise UsageError(
             f"input {ref.name!r} has no known shape (not even its rank); give one with --input-shape "
@@ -52,7 +83,7 @@ def feed_shape(ref: TensorSpec, other: TensorSpec | None, batch: int, fixed: tup
     out = []
     for i, (x, y) in enumerate(zip(a, b)):
         d = x if x is not None else y
-        out.append(d if d is not None else (batch if i == 0 else DEFAULT_DIM))
+        out.append(d if d is not None else default(i))
     return tuple(out)
 
 
@@ -70,12 +101,13 @@ def random_feed(
 
     rng = np.random.default_rng(seed)
     bounds = int_ranges(ir)
+    length = longest_sequence(ir)
     meanings = input_meanings(ir)
     by_name = {s.name: s for s in others or []}
     feed: Feed = {}
     for i, spec in enumerate(specs):
         other = by_name.get(spec.name) or ((others or [])[i] if others and i < len(others) else None)
-        shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name))
+        shape = feed_shape(spec, other, batch, (shapes or {}).get(spec.name), length)
         dtype = np.dtype(spec.dtype or "float32")
         meaning = meanings.get(spec.name)
         valid = valid_value(meaning, shape, dtype, rng) if meaning is not None else None

@@ -337,9 +337,12 @@ def _second_length(ref_specs: list, tgt_specs: list, feed: Feed, ir: Model | Non
                    options: CompareOptions) -> Feed | None:  # fmt: skip
     """Inputs at another sequence length, when the model's token inputs (KerasHub's conventions)
     leave the length dynamic in both models: one length proves little about a symbolic dim."""
+    from modeltool.feeds import longest_sequence
     from modeltool.keras.hub import SEQUENCE_KINDS, input_meanings
 
     meanings = input_meanings(ir)
+    longest = longest_sequence(ir)
+    second = SECOND_LENGTH if longest is None or SECOND_LENGTH < longest else max(1, longest - 3)
     targets = {s.name: s for s in tgt_specs}
     shapes = {}
     for spec in ref_specs:
@@ -348,8 +351,8 @@ def _second_length(ref_specs: list, tgt_specs: list, feed: Feed, ir: Model | Non
             continue
         dynamic = [s is not None and s.shape is not None and len(s.shape) > 1 and s.shape[1] is None
                    for s in (spec, other)]  # fmt: skip
-        if all(dynamic) and feed[spec.name].shape[1] != SECOND_LENGTH:
-            shapes[spec.name] = (feed[spec.name].shape[0], SECOND_LENGTH, *feed[spec.name].shape[2:])
+        if all(dynamic) and feed[spec.name].shape[1] != second:
+            shapes[spec.name] = (feed[spec.name].shape[0], second, *feed[spec.name].shape[2:])
     if not shapes:
         return None
     fixed = {**{k: v.shape for k, v in feed.items()}, **shapes}

@@ -17,6 +17,7 @@ else the TensorFlow route. Options that only the TensorFlow route implements tod
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -137,8 +138,10 @@ def _image_inputs(source: Source, options: ConvertOptions) -> tuple[str, ...]:
         if spec is None:
             raise UsageError(f"--inputs-as-nchw {name}: no input named so; inputs: {', '.join(ins)}")
         if spec.shape is not None and len(spec.shape) != 4:
-            raise UsageError(f"--inputs-as-nchw {name}: the input has rank {len(spec.shape)} (shape "
-                             f"{list(spec.shape)}); only rank-4 image inputs (N, H, W, C) can be made channels-first")
+            raise UsageError(
+                f"--inputs-as-nchw {name}: the input has rank {len(spec.shape)} (shape "
+                f"{list(spec.shape)}); only rank-4 image inputs (N, H, W, C) can be made channels-first"
+            )
     return tuple(options.inputs_as_nchw)
 
 
@@ -158,13 +161,11 @@ def write_direct(source: Source, built: Any, path: str, options: ConvertOptions,
                  context: ExportContext) -> dict[str, Any]:  # fmt: skip
     """Save the direct build (after the onnxruntime passes asked for), check it, and describe it."""
     from modeltool.exporters import onnx as onnx_files
-    from modeltool.exporters.direct.export import weight_bytes
 
     onnx = require("onnx", "writing ONNX")
-    proto = built.proto
     details: dict[str, Any] = {"opset": built.opset}
     for name in options.outputs_as_nchw:
-        rank = _output_rank(proto, name)
+        rank = _output_rank(built.graph, name)
         if rank != 4:
             raise UsageError(f"--outputs-as-nchw {name}: the output has rank {rank}; only rank-4 outputs can be "
                              "made channels-first")  # fmt: skip
@@ -172,7 +173,24 @@ def write_direct(source: Source, built: Any, path: str, options: ConvertOptions,
         plain = build_direct(source, replace(options, inputs_as_nchw=(), outputs_as_nchw=()))
         details["transposes_channels_last"] = plain.transposes()
         details["transposes"] = built.transposes()
-    external = weight_bytes(proto) >= options.external_data_bytes or options.external_data is not None
+    external = built.weight_bytes() >= options.external_data_bytes or options.external_data is not None
+    if not (options.optimize or options.quantize):
+        # streamed: each weight goes from its array to the file (the data file, or the model's own
+        # bytes one weight at a time); the whole model is never one protobuf in memory
+        nodes, ops = built.nodes, built.op_types()
+        if external:
+            layout = options.external_data or "single"
+            if layout not in onnx_files.EXTERNAL_DATA_LAYOUTS:
+                raise UsageError(f"--external-data {layout}: choose {' or '.join(onnx_files.EXTERNAL_DATA_LAYOUTS)}")
+            base = os.path.basename(context.final_path)
+            per_tensor = layout == "per-tensor"
+            built.save_external(path, f"{base}.data.d" if per_tensor else f"{base}.data", per_tensor)
+        else:
+            built.save(path)
+        onnx_files.validate(path)
+        context.warnings.extend(n for n in built.notes if n not in context.warnings)
+        return {**details, "nodes": nodes, "op_types": ops, "fixes": built.folds, "external_data": external}
+    proto = built.proto
     if options.optimize:
         from modeltool.exporters.onnx_optimize import optimize
 
@@ -193,8 +211,8 @@ def write_direct(source: Source, built: Any, path: str, options: ConvertOptions,
     return {**details, "nodes": nodes, "op_types": ops, "fixes": built.folds, "external_data": external}
 
 
-def _output_rank(proto: Any, name: str) -> int:
-    for o in proto.graph.output:
+def _output_rank(graph: Any, name: str) -> int:
+    for o in graph.output:
         if o.name == name:
             return len(o.type.tensor_type.shape.dim)
     return -1

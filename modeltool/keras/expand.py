@@ -98,7 +98,21 @@ def _serialized(op: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a library layer's get_config raises what it likes
         cls = type(op)
         return {"module": cls.__module__, "class_name": cls.__name__,
-                "registered_name": keras.saving.get_registered_name(cls), "config": {"name": op.name}}  # fmt: skip
+                "registered_name": keras.saving.get_registered_name(cls), "config": _attributes(keras, op)}  # fmt: skip
+
+
+def _attributes(keras: Any, op: Any) -> dict[str, Any]:
+    """A layer's public attributes of plain types (what its constructor stored: `num_query_heads`,
+    `layer_norm_epsilon`, ...) and its activation by name: its config, where `get_config` fails."""
+    out: dict[str, Any] = {"name": op.name}
+    for key, value in vars(op).items():
+        if key.startswith("_") or key in out:
+            continue
+        if isinstance(value, (bool, int, float, str, type(None))):
+            out[key] = value
+        elif key == "activation" and callable(value):
+            out[key] = keras.activations.serialize(value)
+    return out
 
 
 def _weights(native: Any) -> list[Weight]:

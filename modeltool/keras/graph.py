@@ -375,8 +375,22 @@ def call_keys(entry: dict) -> list[list[TensorKey]]:
                     keys.append((item[0], int(item[1]), int(item[2])))
                     if len(item) > 3 and isinstance(item[3], dict):
                         _collect_keras_tensors(item[3], keys)
+                        _collect_legacy_tensors(item[3], keys)
             calls.append(keys)
     return calls
+
+
+def _collect_legacy_tensors(value: Any, out: list[TensorKey]) -> None:
+    """Keras 2 call kwargs naming tensors as [layer, node, index] (MultiHeadAttention's `value`,
+    `attention_mask`), in the order the walk reads them (`walk.call_arguments`)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _collect_legacy_tensors(v, out)
+    elif isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+        out.append((value[0], int(value[1]), int(value[2])))
+    elif isinstance(value, list):
+        for v in value:
+            _collect_legacy_tensors(v, out)
 
 
 def _keras_tensor_configs(value: Any) -> list[dict]:

@@ -80,3 +80,38 @@ def test_attention_weights_layout_for_inspect_transfer_and_diff(attention, out_n
     else:
         loaded = keras.saving.load_model(out, compile=False)
     np.testing.assert_allclose(np.asarray(loaded(attention["x"])), attention["y"], rtol=1e-6, atol=1e-6)
+
+
+def _masked_attention(module, path) -> tuple:
+    """MultiHeadAttention with an explicit attention mask whose first query attends to nothing."""
+    module.utils.set_random_seed(3)
+    x = module.Input((5, 8), name="x")
+    mask = module.Input((5, 5), name="mask")
+    y = module.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(x, x, attention_mask=mask)
+    model = module.Model([x, mask], y)
+    model.save(path)
+    rng = np.random.default_rng(1)
+    xs = rng.standard_normal((2, 5, 8)).astype("float32")
+    masks = (rng.random((2, 5, 5)) < 0.6).astype("float32")
+    masks[:, 0, :] = 0.0  # a query with every key masked: where Keras 2 and 3 differ
+    masks[:, 1:, 0] = 1.0
+    return xs, masks, np.asarray(model([xs, masks]))
+
+
+@pytest.mark.parametrize("writer", ["keras", "tf_keras"])
+def test_fully_masked_query_as_the_writer_computes_it(tmp_path, writer: str) -> None:
+    """Keras 3 zeroes the attention of a query whose every key is masked (its output is the output
+    projection's bias); Keras 2 keeps the softmax of its scores. The direct route writes each."""
+    import importlib
+
+    import onnxruntime as ort
+
+    module = importlib.import_module(writer)
+    src = tmp_path / ("m.keras" if writer == "keras" else "m.h5")
+    xs, masks, expected = _masked_attention(module, src)
+    dst = tmp_path / "m.onnx"
+    report = convert(src, str(dst), ConvertOptions(via="direct"))
+    assert report.written and report.passed, report.render()
+    sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"x": xs, "mask": masks})
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

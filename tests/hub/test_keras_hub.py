@@ -22,14 +22,17 @@ pytest.importorskip("keras_hub")
 
 MODELS = ["bert", "gpt2", "gemma", "llama", "mistral", "vit", "resnet"]
 TEXT = {"bert", "gpt2", "gemma", "llama", "mistral"}
-#: backbones whose every building block has a direct converter (the others take the TensorFlow route)
-DIRECT = {"bert", "gpt2", "resnet"}
+#: backbones whose every building block has a direct converter (all of them, today)
+DIRECT = set(MODELS)
+#: preset configurations beyond the defaults (fixtures/make_hub_models.py VARIANTS) and a user's own
+#: functional model of KerasHub layers, without and with a mask carried by the tensors
+EXTRA = ["mistral_window", "gemma2", "blocks", "blocks_masked"]
 
 
-def _make(out: Path, backend: str) -> dict[str, dict]:
+def _make(out: Path, backend: str, names: list[str] | None = None) -> dict[str, dict]:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, str(FIXTURES / "make_hub_models.py"), str(out)], capture_output=True,
-                          text=True, env=env, timeout=600, cwd=ROOT)  # fmt: skip
+    done = subprocess.run([sys.executable, str(FIXTURES / "make_hub_models.py"), str(out), *(names or [])],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return {r["name"]: r for r in rows}
@@ -72,7 +75,10 @@ def _feed(model, length: int = 12, batch: int = 2) -> dict[str, np.ndarray]:
 
 def _keras_outputs(model, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     struct = model._inputs_struct
-    x = {k: feed[k] for k in struct} if isinstance(struct, dict) else feed[model.inputs[0].name]
+    if isinstance(struct, dict):
+        x = {k: feed[k] for k in struct}
+    else:
+        x = [feed[t.name] for t in model.inputs] if len(model.inputs) > 1 else feed[model.inputs[0].name]
     out = model(x, training=False)
     if isinstance(out, dict):
         return {k: np.asarray(v) for k, v in out.items()}
@@ -173,21 +179,57 @@ def test_onnx_from_both_backends_computes_what_keras_computes(zoo, name, tmp_pat
             assert dims["token_ids"] == ["batch", "sequence"], dims
 
 
+@pytest.fixture(scope="module")
+def extra(tmp_path_factory) -> dict[str, dict]:
+    return _make(tmp_path_factory.mktemp("hub_extra"), "jax", EXTRA)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_auto_route_says_which_route_and_why(zoo, name, tmp_path):
-    """`--via auto`: direct for a backbone made of blocks with converters (no tf2onnx), else the
-    TensorFlow route naming the first block the direct route cannot write."""
+    """`--via auto` writes a backbone made of blocks with direct converters without TensorFlow's
+    tracing or tf2onnx, and says so."""
     from modeltool.convert import convert
     from modeltool.options import ConvertOptions
 
     report = convert(zoo["jax"][name]["file"], str(tmp_path / f"{name}.onnx"), ConvertOptions(verify=False))
-    if name in DIRECT:
-        assert report.details["route"] == "direct", report.details["route_reason"]
-        assert "every layer has a direct converter" in report.details["route_reason"]
-    else:
+    assert report.details["route"] == "direct", report.details["route_reason"]
+    assert "every layer has a direct converter" in report.details["route_reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXTRA)
+def test_preset_variants_and_own_models_by_the_direct_route(extra, name, tmp_path):
+    """Mistral's sliding window (shorter than the padded tail: queries with every key masked), its
+    own head size and rotary scaling; Gemma 2's post-norms, soft cap and alternating windows; a
+    user's functional model of TokenAndPositionEmbedding, TransformerEncoder and a TransformerDecoder
+    with cross-attention, its weights read from the file by the layers' declarations. Each verified
+    by modeltool and run against Keras on a padded batch. A mask carried by the tensors into the
+    blocks (`mask_zero=True`) is not written directly: `auto` takes the TensorFlow route and says why."""
+    from modeltool.convert import convert
+    from modeltool.options import ConvertOptions
+
+    src = extra[name]["file"]
+    out = str(tmp_path / f"{name}.onnx")
+    report = convert(src, out, ConvertOptions())
+    assert report.passed, report.render()
+    if name == "blocks_masked":
         assert report.details["route"] == "tf"
-        assert "no direct converter for this class" in report.details["route_reason"], report.details["route_reason"]
+        assert "a mask carried by the tensors" in report.details["route_reason"], report.details["route_reason"]
+    else:
+        assert report.details["route"] == "direct", report.details["route_reason"]
+    native = _keras_model(src)
+    feed = _feed(native, length=12) if name not in ("blocks", "blocks_masked") else _block_feed()
+    expected, got = _keras_outputs(native, feed), _run_written(out, feed)
+    assert len(got) == 1
+    _assert_same({"output_0": expected["output_0"]}, {"output_0": next(iter(got.values()))})
+
+
+def _block_feed() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    source = rng.integers(1, 50, size=(2, 10)).astype("int32")
+    source[1, 6:] = 0  # padding: masked in the encoder of `blocks_masked`
+    return {"tokens": rng.integers(0, 50, size=(2, 9)).astype("int32"), "source_tokens": source}
 
 
 @pytest.mark.slow

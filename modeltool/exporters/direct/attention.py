@@ -1,7 +1,7 @@
 """MultiHeadAttention over (batch, steps, features) inputs, as Keras computes it:
 
     q, k, v = the query/key/value projections, split into heads (their EinsumDense kernels)
-    scores  = softmax(q k^T / sqrt(key_dim))   (masked positions set to -1e9 first, as Keras does)
+    scores  = softmax(q k^T / sqrt(key_dim))   (masked positions as the writer's Keras treats them)
     output  = the output projection of (scores v), heads joined
 
 The 1/sqrt(key_dim) scale is folded into the query projection. `attention_mask`,
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from modeltool.exporters.direct.builder import Value
-from modeltool.exporters.direct.context import Context, Layer
+from modeltool.exporters.direct.context import Context, Layer, onnx_dtype
 from modeltool.exporters.direct.layout import logical
 
 #: what Keras's masked softmax puts in masked positions (float32)
@@ -33,6 +33,8 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
     masked = sorted(set(by_slot) & {"query_mask", "value_mask", "key_mask"})
     if masked:
         raise layer.refuse(f"{'/'.join(masked)} (masks carried by the inputs) are not written by the direct route")
+    if cfg.get("sliding_window") is not None:
+        raise layer.refuse(f"sliding_window={cfg.get('sliding_window')!r}")
     if cfg.get("attention_axes") not in (None, [1], (1,), 1):
         raise layer.refuse(f"attention_axes={cfg.get('attention_axes')!r}")
     if any(v is not None and v.mask is not None for v in (query, value, key)):
@@ -51,9 +53,10 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
     v = ctx.op("Transpose", [v], perm=[0, 2, 1, 3])  # (B, H, S, V)
     scores = ctx.op("MatMul", [q, k])
     keep = _mask(ctx, layer, mask, query.shape[1], key.shape[1])
-    if keep is not None:
-        scores = ctx.op("Where", [keep, scores, ctx.const(np.float32(LARGE_NEGATIVE))])
-    probs = ctx.op("Softmax", [scores], axis=3)
+    # Keras 3 runs its fused dot_product_attention (a query with every key masked averages all
+    # values) unless dropout is set, then its Softmax layer (such a query gets zeros)
+    zero = layer.generation >= 3 and float(cfg.get("dropout") or 0.0) > 0.0
+    probs = masked_softmax(ctx, scores, keep, layer.generation, zero_masked=zero)
     joined = ctx.op("Transpose", [ctx.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     joined = ctx.reshape(joined, [0, 0, heads * value_dim])
     out_kernel = _weight(layer, "attention_output/kernel")
@@ -67,6 +70,25 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
     if layer.kwargs.get("return_attention_scores"):
         result.append(Value(probs, (query.shape[0], heads, query.shape[1], key.shape[1]), "float32"))
     return result
+
+
+def masked_softmax(ctx: Context, scores: str, keep: Value | None, generation: int, *, zero_masked: bool) -> str:
+    """Softmax over the last axis of (B, H, T, S) scores, `keep` the positions attended to; the
+    ways differ only for a query whose every key is masked. Keras 3 sets the others to -1e9 (such
+    a query attends to all keys alike) and its Softmax layer then zeroes them (`zero_masked`: the
+    query gets zeros); Keras 2 adds (1 - mask) * -1e9 (the query keeps the softmax of its scores)."""
+    if keep is None:
+        return ctx.op("Softmax", [scores], axis=3)
+    negative = ctx.const(np.float32(LARGE_NEGATIVE))
+    if generation < 3:
+        if keep.dtype == "bool":
+            adder = ctx.op("Where", [keep.name, ctx.const(np.float32(0.0)), negative])
+        else:
+            adder = ctx.op("Mul", [ctx.op("Sub", [ctx.const(np.float32(1.0)), keep.name]), negative])
+        return ctx.op("Softmax", [ctx.op("Add", [scores, adder])], axis=3)
+    keep_name = keep.name
+    probs = ctx.op("Softmax", [ctx.op("Where", [keep_name, scores, negative])], axis=3)
+    return ctx.op("Where", [keep_name, probs, ctx.const(np.float32(0.0))]) if zero_masked else probs
 
 
 def _weight(layer: Layer, fragment: str) -> np.ndarray:
@@ -87,18 +109,26 @@ def _project(ctx: Context, layer: Layer, x: Value, part: str, heads: int, size: 
     return ctx.reshape(name, [0, 0, heads, size])
 
 
-def _mask(ctx: Context, layer: Layer, mask: Value | None, steps: int | None, sources: int | None) -> str | None:
-    """The (B, 1, T, S) or (T, S) boolean of positions attended to, or None for all of them."""
+def _mask(ctx: Context, layer: Layer, mask: Value | None, steps: int | None, sources: int | None) -> Value | None:
+    """The (B, 1, T, S) or (T, S) mask of positions attended to, or None for all of them: boolean,
+    except a float attention mask of Keras 2 taken as given (tf_keras adds (1 - mask) * -1e9)."""
     causal = bool(layer.kwargs.get("use_causal_mask"))
     keep = None
     if mask is not None:
         m = logical(ctx, mask)
-        keep = m.name if m.dtype == "bool" else ctx.op("Greater", [m, ctx.const(np.asarray(0.5, m.dtype))])
-        keep = ctx.unsqueeze(keep, [1])
+        if m.dtype == "bool":
+            keep = Value(m.name, m.shape, "bool")
+        elif layer.generation >= 3 or causal:  # cast to bool: any nonzero value attends
+            keep = Value(ctx.op("Cast", [m], to=onnx_dtype("bool")), m.shape, "bool")
+        else:
+            keep = Value(m.name if m.dtype == "float32" else ctx.op("Cast", [m], to=onnx_dtype("float32")),
+                         m.shape, "float32")  # fmt: skip
+        keep = keep.but(name=ctx.unsqueeze(keep.name, [1]))
     if causal:
         if steps is None or sources is None:
             raise layer.refuse("use_causal_mask over steps of unknown length")
         tril = np.tril(np.ones((steps, sources), bool))
         causal_keep = ctx.const(tril, "causal_mask")
-        keep = causal_keep if keep is None else ctx.op("And", [keep, causal_keep])
+        name = causal_keep if keep is None else ctx.op("And", [keep.name, causal_keep])
+        keep = Value(name, (steps, sources), "bool")
     return keep

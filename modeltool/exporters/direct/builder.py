@@ -55,14 +55,15 @@ class Value:
 
 
 class GraphBuilder:
-    """Nodes in the order written, initializers by name, and the names in use."""
+    """Nodes in the order written, initializers by name (their values as numpy arrays: a
+    TensorProto is made only when the model is, or never for weights streamed to an external data
+    file), and the names in use."""
 
     def __init__(self, opset: int) -> None:
         self.onnx = require("onnx", "writing ONNX")
         self.opset = opset
         self.nodes: list[Any] = []
-        self.initializers: dict[str, Any] = {}
-        self.arrays: dict[str, np.ndarray] = {}  # initializer values (for folding passes), by name
+        self.arrays: dict[str, np.ndarray] = {}  # initializer values, by name
         self.producer: dict[str, Any] = {}  # tensor name -> the node writing it
         self._used: set[str] = set()
         self._shared: dict[tuple, str] = {}
@@ -102,8 +103,7 @@ class GraphBuilder:
             if key in self._shared:
                 return self._shared[key]
         unique = self.unique(name)
-        self.initializers[unique] = self.onnx.numpy_helper.from_array(np.asarray(array, order="C"), unique)
-        self.arrays[unique] = array
+        self.arrays[unique] = np.asarray(array, order="C")
         if key is not None:
             self._shared[key] = unique
         return unique
@@ -130,14 +130,11 @@ class GraphBuilder:
                 keep.update(i for i in node.input if i)
         removed = len(self.nodes) - len(alive)
         self.nodes = alive[::-1]
-        for name in [n for n in self.initializers if n not in keep]:
-            del self.initializers[name]
-            self.arrays.pop(name, None)
-        self._shared = {k: v for k, v in self._shared.items() if v in self.initializers}
+        for name in [n for n in self.arrays if n not in keep]:
+            del self.arrays[name]
+        self._shared = {k: v for k, v in self._shared.items() if v in self.arrays}
         return removed
 
     def replace_initializer(self, name: str, array: np.ndarray) -> None:
-        array = np.asarray(array.astype(self.arrays[name].dtype, copy=False), order="C")
-        self.initializers[name] = self.onnx.numpy_helper.from_array(array, name)
-        self.arrays[name] = array
+        self.arrays[name] = np.asarray(array.astype(self.arrays[name].dtype, copy=False), order="C")
         self._shared = {k: v for k, v in self._shared.items() if v != name}

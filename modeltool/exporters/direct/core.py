@@ -268,6 +268,9 @@ def _operands(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Any]:
             out.append(next(tensors))
         elif isinstance(arg, (int, float, list)) and not isinstance(arg, bool):
             out.append(np.asarray(arg, np.float32))
+        elif isinstance(arg, dict) and arg.get("class_name") == "__tensor__" and isinstance(arg.get("config"), dict):
+            # a constant tensor (Gemma's `x * ops.cast(ops.sqrt(hidden_dim), x.dtype)`)
+            out.append(np.asarray(arg["config"].get("value"), np.float32))
         else:
             raise layer.refuse(f"argument {arg!r} of keras.ops.{layer.cls} is not a tensor or a number")
     return out

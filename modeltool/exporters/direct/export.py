@@ -8,6 +8,7 @@ enter the graph as values already held that way (no transpose); `outputs_as_nchw
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,24 +33,155 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 13
 
 
+#: weights from this many bytes go to the external data file (smaller ones stay in the model)
+EXTERNAL_MIN_BYTES = 1024
+#: offsets in the external data file are multiples of this, so onnxruntime can map weights in place
+EXTERNAL_ALIGNMENT = 4096
+
+
 @dataclass
 class Built:
-    """The model and what the report says about it."""
+    """The model and what the report says about it. The weights stay numpy arrays until the model
+    is wanted whole (`proto`) or written with external data (`save_external`), which streams each
+    weight from its array to the data file: a model over protobuf's 2 GB never exists in memory
+    as a protobuf."""
 
-    proto: Any
+    graph: Any  # the GraphProto, its initializers not yet in it
+    arrays: dict[str, np.ndarray]
     opset: int
     folds: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _proto: Any = None
+
+    @property
+    def proto(self) -> Any:
+        """The whole ModelProto, weights in memory (made once; the arrays are then let go)."""
+        if self._proto is None:
+            onnx = require("onnx", "writing ONNX")
+            for name in list(self.arrays):  # each array let go once copied: one copy of the weights at a time
+                self.graph.initializer.append(onnx.numpy_helper.from_array(self.arrays.pop(name), name))
+            self._proto = _model(onnx, self.graph, self.opset)
+        return self._proto
+
+    def save(self, path: str) -> None:
+        """Write the model with its weights inside, one weight serialized at a time: protobuf
+        encodes a repeated field as its elements one after another, so the file is the model
+        without weights with each weight's encoding spliced into the graph's bytes (the whole
+        model is never one string in memory, as `onnx.save_model` makes it)."""
+        onnx = require("onnx", "writing ONNX")
+        if self._proto is not None:
+            onnx.save_model(self._proto, path)
+            return
+        graph_head = self.graph.SerializeToString()  # the graph without weights
+        tensors = [(name, _tensor_size(onnx, name, self.arrays[name])) for name in self.arrays]
+        graph_size = len(graph_head) + sum(_field_size(GRAPH_INITIALIZER, n) for _, n in tensors)
+        model = _model(onnx, onnx.GraphProto(), self.opset)
+        model.ClearField("graph")
+        with open(path, "wb") as out:
+            out.write(model.SerializeToString())
+            out.write(_field_header(MODEL_GRAPH, graph_size))
+            out.write(graph_head)
+            for name, size in tensors:
+                encoded = onnx.numpy_helper.from_array(self.arrays.pop(name), name).SerializeToString()
+                if len(encoded) != size:  # the length written before the graph's bytes must hold
+                    raise RuntimeError(f"initializer {name!r}: {len(encoded)} bytes encoded, {size} announced")
+                out.write(_field_header(GRAPH_INITIALIZER, size))
+                out.write(encoded)
+                del encoded
 
     @property
     def nodes(self) -> int:
-        return len(self.proto.graph.node)
+        return len(self.graph.node)
 
     def op_types(self) -> list[str]:
-        return sorted({n.op_type for n in self.proto.graph.node})
+        return sorted({n.op_type for n in self.graph.node})
 
     def transposes(self) -> int:
-        return sum(1 for n in self.proto.graph.node if n.op_type == "Transpose")
+        return sum(1 for n in self.graph.node if n.op_type == "Transpose")
+
+    def weight_bytes(self) -> int:
+        if self._proto is not None:
+            return weight_bytes(self._proto)
+        return sum(a.nbytes for a in self.arrays.values())
+
+    def save_external(self, path: str, location: str, per_tensor: bool = False) -> None:
+        """Write the model to `path`, every weight of `EXTERNAL_MIN_BYTES` or more into `location`
+        (relative to the model's folder: one file, each weight at an aligned offset; or, with
+        `per_tensor`, a folder of one file per weight), straight from its array, which is dropped
+        once written."""
+        onnx = require("onnx", "writing ONNX")
+        if self._proto is not None:
+            raise RuntimeError("the model was already made whole; save it with onnx.save_model")
+        folder = os.path.dirname(os.path.abspath(path))
+        data = None if per_tensor else open(os.path.join(folder, location), "wb")  # noqa: SIM115 - closed below
+        if per_tensor:
+            os.makedirs(os.path.join(folder, location), exist_ok=True)
+        try:
+            for i, name in enumerate(list(self.arrays)):
+                array = self.arrays.pop(name)
+                if array.nbytes < EXTERNAL_MIN_BYTES:
+                    self.graph.initializer.append(onnx.numpy_helper.from_array(array, name))
+                    continue
+                tensor = onnx.TensorProto(name=name, data_type=onnx_dtype(str(array.dtype)), dims=list(array.shape))
+                if per_tensor:
+                    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
+                    where, offset = f"{location}/{i:05d}_{safe}", 0
+                    with open(os.path.join(folder, where), "wb") as out:
+                        out.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+                else:
+                    assert data is not None
+                    offset = -data.tell() % EXTERNAL_ALIGNMENT + data.tell()
+                    data.seek(offset)
+                    data.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+                    where = location
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                for key, value in (("location", where), ("offset", str(offset)), ("length", str(array.nbytes))):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = key, value
+                self.graph.initializer.append(tensor)
+                del array
+        finally:
+            if data is not None:
+                data.close()
+        onnx.save_model(_model(onnx, self.graph, self.opset), path)
+
+
+#: field numbers in onnx.proto: ModelProto.graph and GraphProto.initializer
+MODEL_GRAPH, GRAPH_INITIALIZER = 7, 5
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field_header(number: int, size: int) -> bytes:
+    """The tag (wire type 2, length-delimited) and length of an embedded message field."""
+    return _varint(number << 3 | 2) + _varint(size)
+
+
+def _field_size(number: int, size: int) -> int:
+    return len(_field_header(number, size)) + size
+
+
+#: TensorProto.raw_data's field number (where numpy_helper.from_array puts a numeric array's bytes)
+TENSOR_RAW_DATA = 9
+
+
+def _tensor_size(onnx: Any, name: str, array: np.ndarray) -> int:
+    """The encoded size of `from_array(array, name)`, without making it: its header fields, then raw_data."""
+    head = onnx.TensorProto(name=name, data_type=onnx_dtype(str(array.dtype)), dims=list(array.shape))
+    return head.ByteSize() + (_field_size(TENSOR_RAW_DATA, array.nbytes) if array.nbytes else 0)
+
+
+def _model(onnx: Any, graph: Any, opset: int) -> Any:
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    return onnx.helper.make_model(graph, opset_imports=opsets, producer_name="modeltool",
+                                  producer_version=_version(), ir_version=_ir_version(onnx, opsets))  # fmt: skip
 
 
 def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT_OPSET,
@@ -102,12 +234,8 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT
     for (value, _), name in zip(final, names_out):
         graph_outputs.append(_value_info(onnx, name, value.physical_shape, value.dtype, name))
     folds = passes.run_all(builder, names_out)
-    graph = onnx.helper.make_graph(builder.nodes, ir.graph.name or "model", graph_inputs, graph_outputs,
-                                   initializer=list(builder.initializers.values()))  # fmt: skip
-    opsets = [onnx.helper.make_opsetid("", opset)]
-    proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="modeltool",
-                                   producer_version=_version(), ir_version=_ir_version(onnx, opsets))  # fmt: skip
-    return Built(proto, opset, folds, ctx.notes)
+    graph = onnx.helper.make_graph(builder.nodes, ir.graph.name or "model", graph_inputs, graph_outputs)
+    return Built(graph, builder.arrays, opset, folds, ctx.notes)
 
 
 def _input_shape(declared: tuple | None, given: Shape | None, name: str) -> list:
@@ -140,7 +268,7 @@ def _name_outputs(builder: GraphBuilder, ctx: Context, final: list[tuple[Value, 
     names = []
     for value, name in final:
         node = builder.producer.get(value.name)
-        if node is not None and value.name not in renamed and name not in builder.initializers and name not in inputs:
+        if node is not None and value.name not in renamed and name not in builder.arrays and name not in inputs:
             renamed[value.name] = _rename_everywhere(builder, value.name, name)
             names.append(renamed[value.name])
             continue
