@@ -41,6 +41,11 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
     if route == "tf":
         from modeltool.exporters import onnx as tf_route
 
+        if source.kind == "keras":
+            from modeltool.sources.keras import require_tensorflow_backend
+
+            require_tensorflow_backend(source.path, f"the TensorFlow route ({reason})")
+
         details = tf_route.export(source, path, replace(options, via="tf"), context)
         return {"route": "tf", "route_reason": reason, **details}
     return {"route": "direct", "route_reason": reason, **write_direct(source, built, path, options, context)}

@@ -28,9 +28,30 @@ def is_library_model(ir: Model) -> bool:
     return len(nodes) == 1 and "library" in nodes[0].flags
 
 
-def expanded(ir: Model, native: Any) -> Model | None:
+def library_shell(ir: Model, objects: dict[str, Any]) -> Any:
+    """The backbone as the library's class builds it from the file's config, without weights: its
+    variables are created in Keras's stateless scope without values (on every backend), and never
+    get any (nothing of the shell is computed; the weights are read from the file)."""
+    from modeltool.deps import require
+
+    keras = require("keras", "expanding a model-library backbone")
+    from keras.src.backend.common import global_state
+
+    before = {id(v) for v in global_state.get_global_attribute("uninitialized_variables") or []}
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            return keras.saving.deserialize_keras_object(ir.config, custom_objects=objects, safe_mode=True)
+    finally:  # the shell's variables stay without values: off Keras's list of ones to initialize
+        pending = global_state.get_global_attribute("uninitialized_variables") or []
+        global_state.set_global_attribute("uninitialized_variables", [v for v in pending if id(v) in before])
+
+
+def expanded(ir: Model, native: Any, opener: Any = None) -> Model | None:
     """`ir` with the graph and weights of `native` (the backbone Keras built from the file), or
-    None when `native` is not a functional model underneath (a library class that is subclassed)."""
+    None when `native` is not a functional model underneath (a library class that is subclassed).
+    With `opener` (the file's weights store, h5py), `native` may be built without weights: each
+    weight is read from the file when a converter asks for it, at the path Keras stored it under
+    (`stored_paths`), so the conversion holds the weights once, not also as Keras's variables."""
     cfg = functional_config(native)
     if cfg is None:
         return None
@@ -41,7 +62,37 @@ def expanded(ir: Model, native: Any) -> Model | None:
     names = keras_output_names(native) or [f"output_{i}" for i in range(len(graph.outputs))]
     if len(names) == len(graph.outputs):
         graph.outputs = [TensorSpec(n, s.shape, s.dtype) for n, s in zip(names, graph.outputs)]
-    return Model(ir.path, ir.metadata, graph, _weights(native), ir.signatures, list(ir.warnings), model_cfg)
+    weights = _weights(native, stored_paths(native) if opener is not None else None, opener)
+    if weights is None:
+        return None
+    return Model(ir.path, ir.metadata, graph, weights, ir.signatures, list(ir.warnings), model_cfg)
+
+
+def stored_paths(native: Any) -> dict[int, str]:
+    """{id(variable): its dataset in a Keras 3 weights file}, found by Keras's own saving walk
+    (`saving_lib._save_state`) run against a store that records where each variable would go and
+    writes nothing, so the paths are Keras's whatever its naming rules (`layers/transformer_encoder/
+    _self_attention_layer/query_dense/vars/0`)."""
+    from keras.src.saving import saving_lib
+
+    class Recorder(saving_lib.H5IOStore):
+        def __init__(self) -> None:  # no file: nothing is written
+            self.paths: dict[int, str] = {}
+            self.at = ""
+
+        def __bool__(self) -> bool:
+            return True
+
+        def make(self, path: str, metadata: Any = None) -> Any:
+            self.at = path
+            return self
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            self.paths[id(value)] = f"{self.at}/vars/{key}" if self.at else f"vars/{key}"
+
+    recorder = Recorder()
+    saving_lib._save_state(native, recorder, None, "", set())  # noqa: SLF001 - Keras's walk, read only
+    return recorder.paths
 
 
 def functional_config(native: Any) -> dict[str, Any] | None:
@@ -115,11 +166,18 @@ def _attributes(keras: Any, op: Any) -> dict[str, Any]:
     return out
 
 
-def _weights(native: Any) -> list[Weight]:
+def _weights(native: Any, paths: dict[int, str] | None = None, opener: Any = None) -> list[Weight] | None:
     """Every variable of every top-level operation, named by its Keras path; the role is the path
-    inside the operation (`kernel`, `self_attention_layer/query/kernel`)."""
+    inside the operation (`kernel`, `self_attention_layer/query/kernel`). Read from the file at
+    `paths` where given (None when a variable has no stored dataset there), else from Keras."""
     import keras
 
+    from modeltool.keras.weights import h5_reader
+
+    stored: set[str] = set()
+    if paths is not None:
+        with opener() as f:
+            f.visititems(lambda name, obj: stored.add(name) if hasattr(obj, "shape") else None)
     out: list[Weight] = []
     seen: set[int] = set()
     for op in native.operations:
@@ -129,8 +187,15 @@ def _weights(native: Any) -> list[Weight]:
             seen.add(id(var))
             path = str(var.path)
             role = path[len(op.name) + 1 :] if path.startswith(op.name + "/") else path.rsplit("/", 1)[-1]
+            if paths is not None:
+                where = paths.get(id(var))
+                if where not in stored:
+                    return None  # a layer that saves its variables its own way: Keras loads it instead
+                reader = h5_reader(opener, where)
+            else:
+                reader = _reader(keras, var)
             out.append(Weight(path, op.name, role, tuple(int(d) for d in var.shape), str(var.dtype),
-                              var.trainable, _reader(keras, var)))  # fmt: skip
+                              var.trainable, reader))  # fmt: skip
     return out
 
 

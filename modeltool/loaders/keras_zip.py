@@ -111,7 +111,8 @@ def _stored_member(path: str, info: zipfile.ZipInfo) -> _MemberFile | None:
     return _MemberFile(path, offset, info.file_size)
 
 
-def _weights_opener(path: str):
+def weights_opener(path: str):
+    """Opens the archive's `model.weights.h5` for reading (in place when the entry is stored uncompressed)."""
     import h5py
 
     @contextmanager
@@ -194,7 +195,7 @@ def load(path: str, **options: Any) -> Model:
     def weights(graph: Graph | None) -> list[Weight]:
         if WEIGHTS_ENTRY not in names:
             return []
-        opener = _weights_opener(path)
+        opener = weights_opener(path)
         try:
             with opener() as f:
                 return k3_weights(opener, f, graph)

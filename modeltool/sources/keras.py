@@ -64,10 +64,23 @@ class KerasSource(Source):
         (KerasHub) the functional graph of building blocks its class builds, with the weights Keras
         loaded (`keras/expand.py`; building it imports the library, as every target of it does)."""
         if self._direct_ir is None:
-            from modeltool.keras.expand import expanded, is_library_model
+            from modeltool.keras.expand import is_library_model
 
-            self._direct_ir = (expanded(self.ir, self.native) if is_library_model(self.ir) else None) or self.ir
+            self._direct_ir = (self._expanded() if is_library_model(self.ir) else None) or self.ir
         return self._direct_ir
+
+    def _expanded(self) -> Model | None:
+        """The backbone built by Keras without weights (the library's code, the file's config), its
+        weights then read from the file one at a time as the converters ask; where the file's
+        layout does not match Keras's walk, the backbone as Keras loads it, weights and all."""
+        from modeltool.keras.expand import expanded, library_shell
+        from modeltool.loaders.keras_zip import weights_opener
+
+        if self.ir.format.value == "keras_v3":
+            found = expanded(self.ir, library_shell(self.ir, dict(self.custom)), weights_opener(self.path))
+            if found is not None:
+                return found
+        return expanded(self.ir, self.native)
 
     def materialize(self) -> None:
         """Nothing yet: `prepared` builds the Keras model for the targets written from it. The direct
@@ -95,6 +108,8 @@ class KerasSource(Source):
         rebuilt with `unroll=True`, a static loop of builtin ops, which needs fixed timesteps. Every
         target but ONNX by the direct route starts from the Keras model: built here (the rebuild step)."""
         if not (target.value == "onnx" and getattr(options, "via", "auto") != "tf"):
+            if target.value in ("tflite", "savedmodel", "pb", "checkpoint"):
+                require_tensorflow_backend(self.path, f"writing {target.value}")
             self.native  # noqa: B018 - builds it
         if target.value != "tflite" or options.allow_flex or not has_rnn(self.ir) or self.unrolled_from is not None:
             return self
@@ -172,6 +187,19 @@ class KerasSource(Source):
 
 
 # ---------------------------------------------------------------- the Keras model as a TF function
+
+
+def require_tensorflow_backend(path: str, doing: str) -> None:
+    """Targets written from a traced `tf.function` need Keras on TensorFlow: say so in one line
+    when the user chose another backend (KERAS_BACKEND), instead of failing inside Keras."""
+    from modeltool.deps import available, keras_backend
+
+    if not available("tensorflow"):
+        require("tensorflow", doing)  # the light install: says which extra installs it
+    backend = keras_backend()
+    if backend != "tensorflow":
+        raise UsageError(f"{path}: {doing} traces the model with TensorFlow, but Keras runs on {backend} here "
+                         f"(KERAS_BACKEND={backend}); unset KERAS_BACKEND or set it to tensorflow")  # fmt: skip
 
 
 def has_rnn(model: Model) -> bool:
