@@ -103,6 +103,8 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
     if options.via == "direct":
         raise UnsupportedError("--via direct: not available for ONNX targets in this version")
     opset = checked_opset(options)
+    if source.kind == "tflite":
+        return _export_tflite(onnx, source, path, opset, options, context)
     from modeltool.exporters.onnx_quantize import check_quantize
 
     check_quantize(options, opset)
@@ -148,6 +150,40 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
     del proto
     validate(path)
     return {**details, "nodes": nodes, "op_types": ops, "fixes": fixes, "external_data": external}
+
+
+def _export_tflite(onnx: Any, source: Source, path: str, opset: int, options: ConvertOptions,
+                   context: ExportContext) -> dict[str, Any]:  # fmt: skip
+    """A TFLite flatbuffer through tf2onnx's TFLite front end; the boundary renamed to LiteRT's names
+    (a SignatureDef's `x`, not `serving_default_x:0`), dynamic dims named."""
+    asked = [flag for flag, on in (("--quantize", options.quantize), ("--optimize", options.optimize),
+                                   ("--inputs-as-nchw", options.inputs_as_nchw),
+                                   ("--outputs-as-nchw", options.outputs_as_nchw)) if on]  # fmt: skip
+    if asked:
+        raise UsageError(f"{', '.join(asked)}: not available when converting from a TFLite flatbuffer")
+    tf2onnx = require("tf2onnx", "converting TFLite to ONNX")
+    try:
+        proto, _ = tf2onnx.convert.from_tflite(source.path, opset=opset)
+    except Exception as exc:  # noqa: BLE001 - tf2onnx raises anything on a flatbuffer it cannot read
+        raise UnsupportedError(
+            f"tf2onnx cannot convert this TFLite model ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
+        ) from exc
+    ins, outs = source.boundary()  # type: ignore[attr-defined]
+    graph = proto.graph
+    if len(graph.input) != len(ins) or len(graph.output) != len(outs):
+        raise UnsupportedError(f"tf2onnx wrote {len(graph.input)} inputs and {len(graph.output)} outputs; the "
+                               f"TFLite model has {len(ins)} and {len(outs)}")  # fmt: skip
+    onnx_passes.rename_boundary(proto, dict(zip((i.name for i in graph.input), ins)),
+                                dict(zip((o.name for o in graph.output), outs)))  # fmt: skip
+    onnx_passes.name_dynamic_dims(proto)
+    weight_bytes = sum(len(t.raw_data) for t in graph.initializer)
+    external = weight_bytes >= options.external_data_bytes or options.external_data is not None
+    save(onnx, proto, path, external, context.final_path, options.external_data)
+    nodes, ops = len(graph.node), sorted({n.op_type for n in graph.node})
+    del proto
+    validate(path)
+    return {"opset": opset, "nodes": nodes, "op_types": ops, "fixes": [], "external_data": external,
+            "front_end": "tf2onnx TFLite"}  # fmt: skip
 
 
 def _channels_last_transposes(graph: OnnxGraph, opset: int) -> int | None:

@@ -21,6 +21,7 @@ __all__ = ["ExportContext", "OnnxGraph", "Source", "open_runner", "open_source"]
 KERAS = "modeltool.sources.keras:KerasSource"
 GRAPH = "modeltool.sources.graph:GraphSource"
 RUNTIME = "modeltool.sources.runtime:RuntimeSource"
+TFLITE = "modeltool.sources.tflite:TFLiteSource"
 SOURCES: dict[Format, str] = {
     Format.KERAS_H5: KERAS,
     Format.KERAS_V3: KERAS,
@@ -30,7 +31,7 @@ SOURCES: dict[Format, str] = {
     Format.GRAPHDEF: GRAPH,
     Format.CHECKPOINT: GRAPH,  # KERAS when an architecture comes with it (its own, or --config)
     Format.ONNX: RUNTIME,
-    Format.TFLITE: RUNTIME,
+    Format.TFLITE: TFLITE,
 }
 WEIGHTS_ONLY = (Format.KERAS_H5_WEIGHTS, Format.KERAS3_WEIGHTS)
 

@@ -1,5 +1,6 @@
-"""ONNX and TFLite files as sources: runnable in their runtimes (onnxruntime, LiteRT), never
-exported from (they are deployment formats; converting from them is not what modeltool does)."""
+"""ONNX and TFLite files as sources: runnable in their runtimes (onnxruntime, LiteRT). An ONNX file
+is never exported from (it is the deployment format); a TFLite file converts to ONNX
+(`sources/tflite.py`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,6 @@ class RuntimeSource(Source):
 
     def not_exportable(self) -> UnsupportedError:
         return UnsupportedError(
-            f"{self.path}: converting from {self.ir.metadata.format_description} is not supported (ONNX and TFLite "
-            "files are inspection and verification formats)"
+            f"{self.path}: converting from {self.ir.metadata.format_description} is not supported (an ONNX file is "
+            "the deployment format: inspect and verify it)"
         )
