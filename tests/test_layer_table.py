@@ -31,9 +31,9 @@ def test_every_entry_imports(cls: str, decl: L.Declaration) -> None:
 def test_the_direct_route_reads_the_declarations() -> None:
     assert registry.CONVERTERS == {c: d.converter_path for c, d in L.LAYERS.items() if d.onnx}
     assert registry.MASK_PROPAGATING == {c for c, d in L.LAYERS.items() if d.mask}
-    assert registry.converter("Dense", "keras.layers") is importlib.import_module(
-        "modeltool.exporters.direct.core"
-    ).dense
+    assert (
+        registry.converter("Dense", "keras.layers") is importlib.import_module("modeltool.exporters.direct.core").dense
+    )
 
 
 def test_every_keras_layer_the_route_writes_is_sized() -> None:

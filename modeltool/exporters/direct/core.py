@@ -81,14 +81,13 @@ def embedding(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     return [out]
 
 
-
-
 def reversible_embedding(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     """ReversibleEmbedding called forward is an Embedding (KerasHub's token embeddings); called with
     `reverse=True` (features to logits) it is not written here."""
     if layer.kwargs.get("reverse"):
         raise layer.refuse("reverse=True (features to logits) is not written by the direct route")
     return embedding(ctx, layer, inputs)
+
 
 def masking(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     """Steps whose features all equal `mask_value` become 0 and are masked for what follows."""
@@ -99,8 +98,6 @@ def masking(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     out = ctx.op("Mul", [x, keep])
     mask = ctx.op("Cast", [ctx.squeeze(keep, [x.rank - 1])], to=onnx_dtype("bool"))
     return [x.but(name=out, mask=mask)]
-
-
 
 
 def flatten(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:

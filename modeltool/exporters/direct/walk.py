@@ -171,4 +171,3 @@ def _legacy_marked(value: Any) -> Any:
     if isinstance(value, list):
         return [_legacy_marked(v) for v in value]
     return value
-
