@@ -93,7 +93,7 @@ def _transformer_decoder(cfg, shapes):
     return LayerInfo([s], w)
 
 
-@family.declare(H + "LlamaTransformerDecoder", H + "MistralTransformerDecoder", onnx="hub:gated_decoder")
+@family.declare(H + "LlamaTransformerDecoder", H + "MistralTransformerDecoder", onnx="decoders:gated_decoder")
 def _gated_decoder(cfg, shapes):
     """RMS norms, rotary grouped-query attention (no biases), gated feed-forward."""
     s = first(shapes)
@@ -112,13 +112,13 @@ def _gated_decoder(cfg, shapes):
 
 
 @family.declare(H + "LlamaLayerNorm", H + "MistralLayerNormalization", H + "RMSNormalization",
-                onnx="hub:rms_normalization")  # fmt: skip
+                onnx="decoders:rms_normalization")  # fmt: skip
 def _rms_norm(cfg, shapes):
     s = first(shapes)
     return LayerInfo([s], [WeightSpec("scale", (s[-1] if s else None,))])
 
 
-@family.declare(H + "GemmaDecoderBlock", onnx="hub:gemma_decoder")
+@family.declare(H + "GemmaDecoderBlock", onnx="decoders:gemma_decoder")
 def _gemma_decoder(cfg, shapes):
     """RMS norms (before, and after where Gemma 2 sets them), rotary attention, gated feed-forward."""
     s = first(shapes)
