@@ -72,6 +72,15 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
     return result
 
 
+def cached_multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """KerasHub's CachedMultiHeadAttention called without a cache is Keras's MultiHeadAttention with
+    its attention mask as given (it computes no masks of its own from the inputs)."""
+    cached = [k for k in ("cache", "cache_update_index") if layer.kwargs.get(k) is not None]
+    if cached:
+        raise layer.refuse(f"{', '.join(cached)} (cached decoding) is not written by the direct route")
+    return multi_head_attention(ctx, layer, inputs)
+
+
 def masked_softmax(ctx: Context, scores: str, keep: Value | None, generation: int, *, zero_masked: bool) -> str:
     """Softmax over the last axis of (B, H, T, S) scores, `keep` the positions attended to; the
     ways differ only for a query whose every key is masked. Keras 3 sets the others to -1e9 (such

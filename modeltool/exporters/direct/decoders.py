@@ -109,6 +109,25 @@ def gemma_decoder(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
     return [x.but(name=ctx.op("Add", [down, x]))]
 
 
+def rotary_embedding(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """keras_hub.layers.RotaryEmbedding on its own: positions along axis 1, features last, the
+    default and linear rotary types (the scaling divides the frequencies)."""
+    cfg = layer.config
+    x = logical(ctx, inputs[0])
+    if layer.kwargs.get("start_index") not in (None, 0) or "positions" in layer.slots():
+        raise layer.refuse("start_index/positions (cached decoding) are not written by the direct route")
+    if cfg.get("rope_type", "linear") != "linear" or cfg.get("denominator_dim") is not None:
+        raise layer.refuse(f"rope_type={cfg.get('rope_type')!r} (only the default, linear one is written)")
+    if cfg.get("sequence_axis", 1) != 1 or cfg.get("feature_axis", -1) not in (-1, x.rank - 1) or x.rank < 3:
+        raise layer.refuse("a sequence axis other than 1 or a feature axis other than the last")
+    dim = x.shape[-1]
+    if dim is None or dim % 2:
+        raise layer.refuse(f"{dim} features (an even, known number is rotated)")
+    cos, sin = _rotary_tables(ctx, x.name, dim, float(cfg.get("max_wavelength", 10000)),
+                              float(cfg.get("scaling_factor", 1.0) or 1.0), x.rank)  # fmt: skip
+    return [x.but(name=_rotate(ctx, x.name, cos, sin, dim, x.rank - 1), mask=None)]
+
+
 def _rotary_attention(ctx: Context, layer: Layer, kernels: list[np.ndarray], x: str, keep: str, *,
                       wavelength: float, scaling: float = 1.0, soft_cap: float | None = None) -> str:  # fmt: skip
     """Grouped-query attention with rotary positions (Llama's, Mistral's, Gemma's): query, key and
@@ -149,10 +168,11 @@ def _rotary_attention(ctx: Context, layer: Layer, kernels: list[np.ndarray], x: 
     return ctx.op("MatMul", [joined, ctx.const(wo.reshape(heads * head_dim, dim), "attention_output/kernel")])
 
 
-def _rotary_tables(ctx: Context, x: str, head_dim: int, wavelength: float, scaling: float) -> tuple[str, str]:
-    """cos and sin of position * inverse frequency, (1, T, 1, head_dim), the frequencies repeated
-    over both halves (KerasHub's RotaryEmbedding: `max_wavelength ** -(2i / head_dim)`, divided by
-    a linear `scaling_factor`)."""
+def _rotary_tables(ctx: Context, x: str, head_dim: int, wavelength: float, scaling: float,
+                   rank: int = 4) -> tuple[str, str]:  # fmt: skip
+    """cos and sin of position * inverse frequency, (1, T, 1.., head_dim) for a tensor of `rank`, the
+    frequencies repeated over both halves (KerasHub's RotaryEmbedding: `max_wavelength ** -(2i /
+    head_dim)`, divided by a linear `scaling_factor`)."""
     inverse = (1.0 / wavelength ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))) / scaling
     steps = ctx.op("Slice", [ctx.op("Shape", [x]), ctx.ints([1]), ctx.ints([2])])
     positions = ctx.op("Range", [ctx.const(np.float32(0.0)), ctx.op("Cast", [ctx.squeeze(steps, [0])],
@@ -160,12 +180,12 @@ def _rotary_tables(ctx: Context, x: str, head_dim: int, wavelength: float, scali
     freq = ctx.op(
         "Mul", [ctx.unsqueeze(positions, [1]), ctx.const(inverse.astype(np.float32)[None, :], "inverse_freq")]
     )
-    angles = ctx.reshape(ctx.op("Concat", [freq, freq], axis=1), [1, -1, 1, head_dim])
+    angles = ctx.reshape(ctx.op("Concat", [freq, freq], axis=1), [1, -1, *([1] * (rank - 3)), head_dim])
     return ctx.op("Cos", [angles]), ctx.op("Sin", [angles])
 
 
-def _rotate(ctx: Context, t: str, cos: str, sin: str, head_dim: int) -> str:
-    """t * cos + rotate_half(t) * sin, rotate_half(t) = concat(-second half, first half)."""
-    first, second = ctx.split(t, [head_dim // 2, head_dim // 2], 3)
-    turned = ctx.op("Concat", [ctx.op("Neg", [second]), first], axis=3)
+def _rotate(ctx: Context, t: str, cos: str, sin: str, head_dim: int, axis: int = 3) -> str:
+    """t * cos + rotate_half(t) * sin, rotate_half(t) = concat(-second half, first half) over `axis`."""
+    first, second = ctx.split(t, [head_dim // 2, head_dim // 2], axis)
+    turned = ctx.op("Concat", [ctx.op("Neg", [second]), first], axis=axis)
     return ctx.op("Add", [ctx.op("Mul", [t, cos]), ctx.op("Mul", [turned, sin])])

@@ -13,7 +13,7 @@ family = Family("attention")
 
 
 @family.declare("MultiHeadAttention", onnx="attention:multi_head_attention")
-def _multi_head_attention(cfg, shapes):
+def multi_head_attention(cfg, shapes):
     """query/key/value projections and the output projection, each an EinsumDense sub-object
     (`query_dense`, ... in Keras 3 weight files; `mha/query/kernel` in legacy ones)."""
     q = first(shapes)

@@ -10,6 +10,7 @@ Keras names its variables.
 
 from __future__ import annotations
 
+from modeltool.keras.layers.attention import multi_head_attention
 from modeltool.keras.layers.spec import Family, LayerInfo, WeightSpec, first
 
 family = Family("hub")
@@ -172,3 +173,12 @@ def _vit_encoder(cfg, shapes):
         w += [_spec(f"{block}/mlp/dense_1/kernel", (hidden, mlp)), _spec(f"{block}/mlp/dense_1/bias", (mlp,))]
         w += [_spec(f"{block}/mlp/dense_2/kernel", (mlp, hidden)), _spec(f"{block}/mlp/dense_2/bias", (hidden,))]
     return LayerInfo([s], w + _norm("ln", hidden))
+
+
+# KerasHub's MultiHeadAttention with a decoding cache: Keras's layer, weights and all, when called without one
+family.declare(H + "CachedMultiHeadAttention", onnx="attention:cached_multi_head_attention")(multi_head_attention)
+
+
+@family.declare(H + "RotaryEmbedding", onnx="decoders:rotary_embedding")
+def _rotary(cfg, shapes):
+    return LayerInfo([first(shapes)])
