@@ -80,7 +80,8 @@ def coverage(ir: Model, custom: dict[str, Any] | None = None) -> list[Gap]:
                                                 "(the TensorFlow route traces it)")]  # fmt: skip
     generation = writer_generation(ir)
     modules = raw_modules(ir.config)
-    masked = [p for p, n in ir.graph.walk() if n.op == "Masking" or (n.config or {}).get("mask_zero") is True]
+    masked = [p for p, n in ir.graph.walk()
+              if n.op == "Masking" or (isinstance(n.config, dict) and n.config.get("mask_zero") is True)]  # fmt: skip
     gaps = []
     for path, node in ir.graph.walk():
         if node.subgraph is not None or node.op == "InputLayer":
