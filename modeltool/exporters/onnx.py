@@ -249,10 +249,10 @@ def validate(path: str) -> None:
     unknown = onnx_passes.unknown_ops(model)
     if unknown:
         raise UnsupportedError(f"tf2onnx left ops ONNX does not define: {', '.join(unknown)} (not converted)")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+    from modeltool.runners.onnxruntime import session_options
+
     try:
-        ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(file, session_options(ort, file), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
         raise UnsupportedError(
             f"onnxruntime cannot load the converted model ({' '.join(str(exc).split())[:300]})"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 
 from modeltool.deps import require
@@ -33,6 +36,34 @@ def providers_for(device: str) -> list[str]:
     return (["CUDAExecutionProvider"] if has_cuda else []) + ["CPUExecutionProvider"]
 
 
+#: from this many bytes of weights, a session does not prepack them (a second copy while it starts)
+NO_PREPACK_BYTES = 1 << 30
+
+
+def session_options(ort: Any, path: str) -> Any:
+    """Quiet session options; for a model of `NO_PREPACK_BYTES` or more, weight prepacking off: with
+    it, onnxruntime holds the weights twice while the session starts (the model's copy and the packed
+    one), without it the external data (page-aligned, as modeltool writes it) is mapped from the file
+    and read as used. A model that large is here to be verified or checked, not timed for latency."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if model_bytes(path) >= NO_PREPACK_BYTES:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    return options
+
+
+def model_bytes(path: str) -> int:
+    """The model file's size with the external data modeltool writes beside it (`X.onnx.data`, or the
+    folder `X.onnx.data.d/`)."""
+    total = os.path.getsize(path) if os.path.isfile(path) else 0
+    data, folder = f"{path}.data", f"{path}.data.d"
+    if os.path.isfile(data):
+        total += os.path.getsize(data)
+    if os.path.isdir(folder):
+        total += sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
+    return total
+
+
 class OnnxRunner(Runner):
     backend = "onnxruntime"
 
@@ -43,8 +74,7 @@ class OnnxRunner(Runner):
 
     def _activate(self) -> None:
         ort = require("onnxruntime", "running ONNX models")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options = session_options(ort, self.path)
         try:
             self.session = ort.InferenceSession(self.path, options, providers=providers_for(self.device))
         except MissingDependencyError:

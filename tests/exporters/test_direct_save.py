@@ -67,3 +67,30 @@ def test_external_data_streamed_aligned_and_equal(tmp_path, per_tensor):
     full = onnx.load(str(tmp_path / "m.onnx"))
     for tensor in full.graph.initializer:
         np.testing.assert_array_equal(numpy_helper.to_array(tensor), whole[tensor.name])
+
+
+def test_large_models_are_mapped_not_prepacked(tmp_path, monkeypatch):
+    """From NO_PREPACK_BYTES of weights (the model and its data file beside it), onnxruntime sessions
+    skip prepacking, so the page-aligned external data is mapped rather than held twice; the model
+    still computes the same."""
+    import onnxruntime as ort
+
+    from modeltool.runners import onnxruntime as runner
+
+    ir = _ir(FIXTURES / MODELS[0])
+    path = tmp_path / "m.onnx"
+    _built(ir).save_external(str(path), "m.onnx.data")
+    size = runner.model_bytes(str(path))
+    assert size == path.stat().st_size + (tmp_path / "m.onnx.data").stat().st_size
+    small = runner.session_options(ort, str(path))
+    monkeypatch.setattr(runner, "NO_PREPACK_BYTES", size)
+    large = runner.session_options(ort, str(path))
+    assert large.get_session_config_entry("session.disable_prepacking") == "1"
+    with pytest.raises(RuntimeError):  # not set at all below the threshold
+        small.get_session_config_entry("session.disable_prepacking")
+    feed = {i.name: np.ones([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+            for i in ort.InferenceSession(str(path)).get_inputs()}  # fmt: skip
+    a = ort.InferenceSession(str(path), small).run(None, feed)
+    b = ort.InferenceSession(str(path), large).run(None, feed)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
