@@ -1,14 +1,16 @@
 """A model-library backbone (KerasHub's `BertBackbone`, `GPT2Backbone`, ...) as the functional graph
-of building blocks its class builds, with the weights Keras loaded: what the direct ONNX route writes.
+of building blocks its class builds, with its weights: what the direct ONNX route writes.
 
 The file holds only the backbone's constructor arguments (`vocabulary_size`, `num_layers`, ...): the
 graph exists once the installed library's class has built it. KerasHub backbones are functional
-models underneath (`keras.Model(inputs, outputs)` called in `__init__`), so after Keras has loaded
-the file (the trusted library's classes, `keras/trust.py`) their operations, the calls between them
-and every variable are there to read. The layers are serialized as Keras serializes a functional
-model's layers; a layer whose own `get_config()` fails (some KerasHub blocks do) keeps its class and
-name, and the direct route then names it as a layer it has no converter for. Weights keep Keras's
-variable paths: a block's weight role is its path inside the block (`self_attention_layer/query/kernel`).
+models underneath (`keras.Model(inputs, outputs)` called in `__init__`), so once the library has built
+the backbone (`library_shell`: no weight values) its operations and the calls between them are there
+to read. The layers are serialized as Keras serializes a functional model's layers; a layer whose
+own `get_config()` fails (some KerasHub blocks do) keeps its public attributes, and the direct route
+names it if it has no converter. Each weight is read from the file at the path Keras's saving walk
+gives its variable (`stored_paths`), else taken from a backbone Keras loaded; its role is its path
+inside the block (`self_attention_layer/query/kernel`). Reads Keras internals (`saving_lib._save_state`,
+`functional.serialize_node`): pinned to what Keras 3.15 does, checked by tests/hub.
 """
 
 from __future__ import annotations

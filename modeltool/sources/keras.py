@@ -16,6 +16,7 @@ from typing import Any
 
 from modeltool.deps import require
 from modeltool.errors import UsageError
+from modeltool.formats import Format
 from modeltool.ir import Model, TensorSpec
 from modeltool.keras.calls import flat_outputs, pack_inputs
 from modeltool.options import CompareOptions, ConvertOptions, Shape
@@ -76,7 +77,7 @@ class KerasSource(Source):
         from modeltool.keras.expand import expanded, library_shell
         from modeltool.loaders.keras_zip import weights_opener
 
-        if self.ir.format.value == "keras_v3":
+        if self.ir.format == Format.KERAS_V3:
             found = expanded(self.ir, library_shell(self.ir, dict(self.custom)), weights_opener(self.path))
             if found is not None:
                 return found
