@@ -62,7 +62,7 @@ TARGETS: dict[Target, TargetSpec] = {
         TargetSpec(Target.ONNX, (".onnx",), "modeltool.exporters.onnx_route:export", True,
                    options=frozenset({"opset", "quantize", "calibration", "calibration_method", "inputs_as_nchw",
                                       "outputs_as_nchw", "optimize", "external_data"}), description="ONNX"),
-        TargetSpec(Target.TFLITE, (".tflite",), "modeltool.exporters.tflite:export", True,
+        TargetSpec(Target.TFLITE, (".tflite",), "modeltool.exporters.tflite_route:export", True,
                    options=frozenset({"quantize", "calibration", "allow_flex"}), description="TensorFlow Lite"),
         TargetSpec(Target.SAVEDMODEL, (), "modeltool.exporters.savedmodel:export", True,
                    description="TensorFlow SavedModel directory"),
@@ -114,11 +114,11 @@ def target_for(dst: str, to: str | None = None) -> Target:
 
 def check_target_options(target: Target, options: object) -> None:
     """Refuse a target-only option (set to a non-default value) that `target` does not take, and
-    `--no-keep-io-types` / `--via` off the ONNX target."""
+    `--no-keep-io-types` off the ONNX target, `--via` off targets with one route."""
     spec = TARGETS[target]
+    if target not in (Target.ONNX, Target.TFLITE) and getattr(options, "via", "auto") != "auto":
+        raise UsageError(f"--via applies to onnx and tflite targets only, not to {target.value}")
     if target != Target.ONNX:
-        if getattr(options, "via", "auto") != "auto":
-            raise UsageError(f"--via applies to onnx targets only, not to {target.value}")
         if getattr(options, "keep_io_types", True) is False:
             raise UsageError(f"--no-keep-io-types applies to onnx targets only, not to {target.value}")
     for name, flag in TARGET_OPTIONS.items():

@@ -28,9 +28,9 @@ pytestmark = pytest.mark.slow
 
 PYTHON_TAG = f"py{sys.version_info.major}{sys.version_info.minor}"
 VENV = Path(os.environ.get("MODELTOOL_NOTF_VENV", Path.home() / ".cache" / "modeltool" / f"venv-notf-{PYTHON_TAG}"))
-#: the light install (the `jax` and `ort` extras plus the core dependencies the convert path uses),
+#: the light install (the `jax`, `ort` and `litert` extras plus the core dependencies the convert path uses),
 #: pinned to what this environment runs so that both environments compute with the same libraries
-PACKAGES = ("keras", "onnx", "onnxruntime", "numpy", "h5py", "click", "pyyaml")
+PACKAGES = ("keras", "onnx", "onnxruntime", "numpy", "h5py", "click", "pyyaml", "ai-edge-litert", "flatbuffers")
 HEAVY = ("tensorflow", "tf2onnx", "tf_keras")
 
 
@@ -117,6 +117,25 @@ def test_fixtures_convert_and_verify_without_tensorflow(light_python: Path, tmp_
         if rel.startswith("keras2"):  # no tf_keras: the rebuild stands in, keeping Keras 2 meanings, and says so
             assert "tf_keras (the Keras 2 runtime) is not installed" in entry["kind"], entry["kind"]
         # the file computes what the fixture's own writer (Keras 3, or tf_keras) computed
+        assert_matches_writer(rel.split(".")[0], dst)
+
+
+TFLITE_SOURCES = ["keras3/conv_bn.keras", "keras3/functional_multi_io.keras", "keras2/conv_bn.h5",
+                  "keras2/shared_layers.h5"]  # fmt: skip
+
+
+def test_fixtures_convert_to_tflite_without_tensorflow(light_python: Path, tmp_path: Path) -> None:
+    """The direct TFLite route on the light install: written with flatbuffers, verified in LiteRT
+    against Keras on JAX, TensorFlow never imported; the files compute what the writers computed."""
+    jobs = [(str(FIXTURES / rel), str(tmp_path / f"{i}.tflite"), None) for i, rel in enumerate(TFLITE_SOURCES)]
+    proc = _run(light_python, "-c", CONVERT, json.dumps(jobs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert result.pop("modules") == []
+    for (src, dst, _), rel in zip(jobs, TFLITE_SOURCES):
+        entry = result[src]
+        assert entry["passed"] and entry["written"] and entry["route"] == "direct", entry["text"]
+        assert "JAX" in entry["backend"], entry["backend"]
         assert_matches_writer(rel.split(".")[0], dst)
 
 

@@ -38,7 +38,8 @@ from modeltool.cli.output import emit
               help="ONNX: weights in external data whatever their size (automatic over protobuf's 2 GB): one "
                    "sidecar file DST.data, or one file per tensor in the folder DST.data.d/.")
 @click.option("--via", type=click.Choice(["auto", "direct", "tf"]), default="auto", show_default=True,
-              help="ONNX: direct (from the IR, no TensorFlow), tf (tf2onnx), auto (direct when it covers the model).")
+              help="ONNX and TFLite: direct (from the IR, no TensorFlow), tf (tf2onnx / the TFLite converter), "
+                   "auto (direct when it covers the model).")
 @click.option("--localize", is_flag=True, help="When verification fails, find the first layer that diverges.")
 @click.option("--html", type=click.Path(path_type=str), default=None,
               help="Write the verification (and localization) as a self-contained HTML report.")

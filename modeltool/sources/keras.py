@@ -107,7 +107,10 @@ class KerasSource(Source):
     def prepared(self, target: Any, options: ConvertOptions, context: ExportContext) -> Source:
         """TFLite builtin ops cannot express Keras 3's RNN while-loop over TensorLists: the model is
         rebuilt with `unroll=True`, a static loop of builtin ops, which needs fixed timesteps. Every
-        target but ONNX by the direct route starts from the Keras model: built here (the rebuild step)."""
+        target but ONNX and TFLite by their direct routes starts from the Keras model: built here (the
+        rebuild step)."""
+        if target.value == "tflite" and getattr(options, "via", "auto") != "tf" and self._lowered():
+            return self  # the direct TFLite route writes from the IR (it builds the model only if it falls back)
         if not (target.value == "onnx" and getattr(options, "via", "auto") != "tf"):
             if target.value in ("tflite", "savedmodel", "pb", "checkpoint"):
                 require_tensorflow_backend(self.path, f"writing {target.value}")
@@ -126,6 +129,17 @@ class KerasSource(Source):
             ) from exc
         context.warnings.append("RNN layers unrolled over their fixed timesteps to stay within TFLite builtin ops")
         return unrolled
+
+    def _lowered(self) -> bool:
+        """Every layer's class has a direct TFLite lowering (its configuration is checked when written)."""
+        from modeltool.keras.layers import lowered
+
+        graph = self.ir.graph
+        if graph is None or self.unrolled_from is not None or not graph.nodes:
+            return False
+        custom = {name.split(">")[-1] for name in self.custom}
+        return all(node.op == "InputLayer" or (lowered(node.op) and node.op not in custom)
+                   for _, node in graph.walk() if node.subgraph is None)  # fmt: skip
 
     def onnx_graph(self, options: ConvertOptions, detach_bytes: int) -> OnnxGraph:
         """The serving function with every variable over `detach_bytes` taken as an extra input (read

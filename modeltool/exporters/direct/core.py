@@ -225,17 +225,17 @@ def keras_op(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
         if layer.cls == "Square":
             return [x.but(name=ctx.op("Mul", [x, x]))]
         return [x.but(name=ctx.op(UNARY_OPS[layer.cls], [x]))]
-    operands = _operands(ctx, layer, inputs)
-    if len(operands) != 2:
-        raise layer.refuse(f"keras.ops.{layer.cls} with {len(operands)} operands")
-    tensors = [o for o in operands if isinstance(o, Value)]
+    args = operands(ctx, layer, inputs)
+    if len(args) != 2:
+        raise layer.refuse(f"keras.ops.{layer.cls} with {len(args)} operands")
+    tensors = [o for o in args if isinstance(o, Value)]
     if len(tensors) == 2 and tensors[0].rank == tensors[1].rank:
         tensors = same_order(ctx, tensors)
-    elif len(tensors) == 2 or any(isinstance(o, np.ndarray) and o.size > 1 for o in operands):
+    elif len(tensors) == 2 or any(isinstance(o, np.ndarray) and o.size > 1 for o in args):
         tensors = [logical(ctx, t) for t in tensors]
     it = iter(tensors)
     lead = tensors[0]
-    names = [next(it).name if isinstance(o, Value) else ctx.const(o.astype(lead.dtype)) for o in operands]
+    names = [next(it).name if isinstance(o, Value) else ctx.const(o.astype(lead.dtype)) for o in args]
     shape = layer.out_shapes[0] if layer.out_shapes and layer.out_shapes[0] is not None else lead.shape
     name = ctx.op(BINARY_OPS[layer.cls], names)
     if layer.cls == "NotEqual":
@@ -257,7 +257,8 @@ def keras_reduction(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Val
     return [Value(ctx.op("Cast", [reduced], to=onnx_dtype("bool")), shape, "bool")]
 
 
-def _operands(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Any]:
+def operands(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Any]:
+    """The operands of a keras.ops call in config order: the input values and numpy constants."""
     tensors = iter(inputs)
     out: list[Any] = []
     for arg in layer.args:

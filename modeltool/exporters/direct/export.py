@@ -208,7 +208,7 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT
     graph_inputs, values = [], []
     sequences = set(in_names) & sequence_inputs()  # token inputs share one symbolic `sequence` length
     for spec, name in zip(ir.graph.inputs, in_names):
-        shape = _input_shape(spec.shape, shapes.get(name), name)
+        shape = input_shape(spec.shape, shapes.get(name), name)
         dtype = str(spec.dtype or "float32")
         builder.reserve(name)
         perm = channels_first_perm(len(shape)) if name in inputs_as_nchw else None
@@ -238,7 +238,8 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT
     return Built(graph, builder.arrays, opset, folds, ctx.notes)
 
 
-def _input_shape(declared: tuple | None, given: Shape | None, name: str) -> list:
+def input_shape(declared: tuple | None, given: Shape | None, name: str) -> list:
+    """An input's shape with `--input-shape` applied (refused where it contradicts the model's)."""
     if declared is None:
         raise NotCovered(name, "InputLayer", "the input's rank is unknown")
     if given is None:

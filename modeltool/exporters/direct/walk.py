@@ -9,15 +9,19 @@ so a shared layer called late in the config is converted in the right order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from modeltool.exporters.direct.builder import Value
-from modeltool.exporters.direct.context import TENSOR, Context, Layer, NotCovered
+from modeltool.exporters.direct.context import TENSOR, Layer, NotCovered
 from modeltool.exporters.direct.registry import MASK_PROPAGATING, converter, raw_layers, raw_name
 from modeltool.ir import Graph, Node, Weight
 from modeltool.keras import layers as keras_layers
 from modeltool.keras.graph import call_keys, skip_first_nodes, tensor_keys
 from modeltool.keras.legacy import normalize_layer
+
+#: finds the function writing a layer class: (class, module, custom objects) -> function or None
+Lookup = Callable[[str, "str | None", "dict[str, Any]"], Any]
 
 
 def tensor_name(layer: str, call: int, index: int) -> str:
@@ -27,10 +31,13 @@ def tensor_name(layer: str, call: int, index: int) -> str:
 
 
 class Walker:
-    """Converts graphs of layer nodes into the context's ONNX graph."""
+    """Converts graphs of layer nodes into the context's graph: ONNX by default, or whatever the
+    functions `lookup` finds write (the direct TFLite route's lowerings walk the same way)."""
 
-    def __init__(self, ctx: Context, weights: list[Weight], custom: dict[str, Any] | None = None) -> None:
+    def __init__(self, ctx: Any, weights: list[Weight], custom: dict[str, Any] | None = None,
+                 lookup: Lookup = converter) -> None:  # fmt: skip
         self.ctx = ctx
+        self.lookup = lookup
         self.custom = custom or {}
         self.weights: dict[str, list[Weight]] = {}
         for w in weights:
@@ -39,7 +46,7 @@ class Walker:
 
     def dispatch(self, layer: Layer, inputs: list[Value]) -> list[Value]:
         """Convert one layer call with its converter, named under its path."""
-        fn = converter(layer.cls, layer.module, self.custom)
+        fn = self.lookup(layer.cls, layer.module, self.custom)
         if fn is None:
             reason = "a Lambda layer: its Python code is what it computes" if layer.cls == "Lambda" else (
                 "no direct converter for this class")  # fmt: skip

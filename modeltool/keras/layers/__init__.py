@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from modeltool.keras.layers.recurrent import RNN_GATES, rnn_weights
 from modeltool.keras.layers.spec import Declaration, LayerInfo, Shape, WeightSpec, infer, table_key
-from modeltool.keras.layers.table import LAYERS, converters, mask_propagating, sized
+from modeltool.keras.layers.table import LAYERS, converters, lowered, lowerings, mask_propagating, sized
 
 __all__ = [
     "LAYERS", "RNN_GATES", "Declaration", "LayerInfo", "Shape", "WeightSpec", "converters", "infer",
-    "mask_propagating", "rnn_weights", "sized", "table_key",
+    "lowered", "lowerings", "mask_propagating", "rnn_weights", "sized", "table_key",
 ]  # fmt: skip

@@ -46,8 +46,10 @@ def _conv(rank: int, transpose: bool = False):
 
 
 for _r in (1, 2, 3):
-    family.declare(f"Conv{_r}D", onnx="conv:conv")(_conv(_r))
-    family.declare(f"Conv{_r}DTranspose", onnx="conv:conv_transpose")(_conv(_r, transpose=True))
+    _lowered = _r < 3  # TFLite convolves 1-D and 2-D windows (a 1-D one as a 2-D one of height 1)
+    family.declare(f"Conv{_r}D", onnx="conv:conv", tflite="conv:conv" if _lowered else None)(_conv(_r))
+    family.declare(f"Conv{_r}DTranspose", onnx="conv:conv_transpose",
+                   tflite="conv:conv_transpose" if _r == 2 else None)(_conv(_r, transpose=True))  # fmt: skip
 family.declare("Convolution1D")(_conv(1))  # Keras 1 names (the loader normalizes them before converting)
 family.declare("Convolution2D")(_conv(2))
 
@@ -96,6 +98,6 @@ def _separable(rank: int):
 
 
 for _r in (1, 2):
-    family.declare(f"DepthwiseConv{_r}D", onnx="conv:depthwise")(_depthwise(_r))
-    family.declare(f"SeparableConv{_r}D", onnx="conv:separable")(_separable(_r))
+    family.declare(f"DepthwiseConv{_r}D", onnx="conv:depthwise", tflite="conv:depthwise")(_depthwise(_r))
+    family.declare(f"SeparableConv{_r}D", onnx="conv:separable", tflite="conv:separable")(_separable(_r))
     family.declare(f"SeparableConvolution{_r}D")(_separable(_r))

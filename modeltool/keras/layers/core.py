@@ -26,6 +26,7 @@ def _input(cfg, shapes):
     "SpatialDropout1D",
     onnx="core:identity_layer",
     mask=True,
+    tflite="core:identity_layer",
 )
 @family.declare(
     "SpatialDropout2D",
@@ -37,16 +38,17 @@ def _input(cfg, shapes):
     "RandomBrightness",
     "RandomTranslation",
     onnx="core:identity_layer",
+    tflite="core:identity_layer",
 )
 @family.declare("Masking", onnx="core:masking")
-@family.declare("Rescaling", onnx="core:rescaling", mask=True)
+@family.declare("Rescaling", onnx="core:rescaling", mask=True, tflite="core:rescaling")
 @family.declare("Layer", "TFOpLambda")
 def identity(cfg, shapes):
     """What passes its input through unchanged in shape (inference-time no-ops, scalings, masks)."""
     return LayerInfo([first(shapes)])
 
 
-@family.declare("Dense", onnx="core:dense", mask=True)
+@family.declare("Dense", onnx="core:dense", mask=True, tflite="core:dense")
 def _dense(cfg, shapes):
     s = first(shapes)
     units = cfg["units"]
@@ -57,7 +59,7 @@ def _dense(cfg, shapes):
     return LayerInfo([None if s is None else (*s[:-1], units)], w)
 
 
-@family.declare("Embedding", onnx="core:embedding")
+@family.declare("Embedding", onnx="core:embedding", tflite="core:embedding")
 def _embedding(cfg, shapes):
     s = first(shapes)
     if s is None and cfg.get("input_length") is not None:
@@ -66,7 +68,7 @@ def _embedding(cfg, shapes):
     return LayerInfo([out], [WeightSpec("embeddings", (cfg["input_dim"], cfg["output_dim"]))])
 
 
-@family.declare("Flatten", onnx="core:flatten")
+@family.declare("Flatten", onnx="core:flatten", tflite="core:flatten")
 def _flatten(cfg, shapes):
     s = first(shapes)
     rest = s[1:]
@@ -74,7 +76,7 @@ def _flatten(cfg, shapes):
     return LayerInfo([(s[0], n)])
 
 
-@family.declare("Reshape", onnx="core:reshape")
+@family.declare("Reshape", onnx="core:reshape", tflite="core:reshape")
 def _reshape(cfg, shapes):
     s = first(shapes)
     target = list(cfg["target_shape"])
@@ -88,13 +90,13 @@ def _reshape(cfg, shapes):
     return LayerInfo([(s[0], *target)])
 
 
-@family.declare("Permute", onnx="core:permute")
+@family.declare("Permute", onnx="core:permute", tflite="core:permute")
 def _permute(cfg, shapes):
     s = first(shapes)
     return LayerInfo([(s[0], *(s[d] for d in cfg["dims"]))])
 
 
-@family.declare("RepeatVector", onnx="core:repeat_vector")
+@family.declare("RepeatVector", onnx="core:repeat_vector", tflite="core:repeat_vector")
 def _repeat(cfg, shapes):
     s = first(shapes)
     return LayerInfo([(s[0], cfg["n"], s[1])])
@@ -111,13 +113,17 @@ def _reversible_embedding(cfg, shapes):
 
 
 # classes whose shapes the config reader does not size (their converters read what they need)
-family.add("LayerScale", onnx="core:layer_scale")
-family.add("CustomScaleLayer", onnx="core:custom_scale")
+family.add("LayerScale", onnx="core:layer_scale", tflite="core:layer_scale")
+family.add("CustomScaleLayer", onnx="core:custom_scale", tflite="core:custom_scale")
 #: keras.ops operations recorded as layers in functional configs (`x + 3.0`), keyed `ops.<Class>`
 KERAS_OPS = (
     "Add Subtract Multiply Divide TrueDivide Maximum Minimum Power Negative Abs Sqrt Exp Log Tanh Sigmoid "
     "Relu Square Equal NotEqual Greater GreaterEqual Less LessEqual LogicalAnd LogicalOr"
 ).split()
-family.add(*(f"ops.{name}" for name in KERAS_OPS), onnx="core:keras_op")
+#: those the direct TFLite route lowers (arithmetic; the comparisons make masks, which it does not carry)
+LOWERED_OPS = tuple("Add Subtract Multiply Divide TrueDivide Maximum Minimum Power Negative Abs Sqrt Exp Log Tanh "
+                    "Sigmoid Relu Square".split())  # fmt: skip
+family.add(*(f"ops.{name}" for name in KERAS_OPS if name not in LOWERED_OPS), onnx="core:keras_op")
+family.add(*(f"ops.{name}" for name in LOWERED_OPS), onnx="core:keras_op", tflite="core:keras_op")
 family.add("ops.Any", "ops.All", onnx="core:keras_reduction")
 family.add("ops.GetItem", onnx="core:get_item")

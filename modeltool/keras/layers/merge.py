@@ -28,12 +28,13 @@ def _broadcast(shapes: list) -> Shape | None:
     return tuple(out)
 
 
-@family.declare("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", onnx="merge:elementwise")
+@family.declare("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", onnx="merge:elementwise",
+                tflite="merge:elementwise")
 def _merge(cfg, shapes):
     return LayerInfo([_broadcast(shapes)])
 
 
-@family.declare("Concatenate", onnx="merge:concatenate")
+@family.declare("Concatenate", onnx="merge:concatenate", tflite="merge:concatenate")
 def _concat(cfg, shapes):
     if any(s is None for s in shapes):
         return LayerInfo([None])

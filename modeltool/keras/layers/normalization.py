@@ -23,7 +23,8 @@ def _affine(cfg: dict, dims: tuple) -> list[WeightSpec]:
     return w
 
 
-@family.declare("BatchNormalization", onnx="normalization:batch_normalization", mask=True)
+@family.declare("BatchNormalization", onnx="normalization:batch_normalization", mask=True,
+                tflite="normalization:batch_normalization")
 def _batchnorm(cfg, shapes):
     s = first(shapes)
     dims = _norm_dims(cfg, s)
@@ -34,7 +35,8 @@ def _batchnorm(cfg, shapes):
     return LayerInfo([s], w)
 
 
-@family.declare("LayerNormalization", onnx="normalization:layer_normalization", mask=True)
+@family.declare("LayerNormalization", onnx="normalization:layer_normalization", mask=True,
+                tflite="normalization:layer_normalization")
 def _layernorm(cfg, shapes):
     s = first(shapes)
     dims = _norm_dims(cfg, s)
@@ -49,7 +51,7 @@ def _groupnorm(cfg, shapes):
     return LayerInfo([s], _affine(cfg, (s[cfg.get("axis", -1)],)))
 
 
-@family.declare("Normalization", onnx="core:normalization")
+@family.declare("Normalization", onnx="core:normalization", tflite="normalization:normalization")
 def _normalization(cfg, shapes):
     s = first(shapes)
     if cfg.get("mean") is not None and cfg.get("variance") is not None:

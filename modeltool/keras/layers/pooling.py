@@ -45,7 +45,9 @@ def _global_pool(rank: int):
 
 for _r in (1, 2, 3):
     for _kind in ("Max", "Average"):
-        family.declare(f"{_kind}Pooling{_r}D", onnx="pooling:pooling")(_pool(_r))
-        family.declare(f"Global{_kind}Pooling{_r}D", onnx="pooling:global_pooling")(_global_pool(_r))
+        family.declare(f"{_kind}Pooling{_r}D", onnx="pooling:pooling",
+                       tflite="pooling:pooling" if _r < 3 else None)(_pool(_r))  # fmt: skip
+        family.declare(f"Global{_kind}Pooling{_r}D", onnx="pooling:global_pooling",
+                       tflite="pooling:global_pooling")(_global_pool(_r))  # fmt: skip
         family.declare(f"{_kind}Pool{_r}D")(_pool(_r))  # aliases (the loader normalizes them before converting)
         family.declare(f"Global{_kind}Pool{_r}D")(_global_pool(_r))

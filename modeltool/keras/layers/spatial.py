@@ -54,9 +54,12 @@ def _upsampling(rank: int):
 
 
 for _r in (1, 2, 3):
-    family.declare(f"ZeroPadding{_r}D", onnx="spatial:zero_padding")(_padding_layer(_r, 1, "padding"))
-    family.declare(f"Cropping{_r}D", onnx="spatial:cropping")(_padding_layer(_r, -1, "cropping"))
-    family.declare(f"UpSampling{_r}D", onnx="spatial:upsampling")(_upsampling(_r))
+    family.declare(f"ZeroPadding{_r}D", onnx="spatial:zero_padding", tflite="spatial:zero_padding")(
+        _padding_layer(_r, 1, "padding"))
+    family.declare(f"Cropping{_r}D", onnx="spatial:cropping", tflite="spatial:cropping")(
+        _padding_layer(_r, -1, "cropping"))
+    family.declare(f"UpSampling{_r}D", onnx="spatial:upsampling",
+                   tflite="spatial:upsampling" if _r < 3 else None)(_upsampling(_r))  # fmt: skip
 
 
 @family.declare("Resizing", onnx="spatial:resizing")

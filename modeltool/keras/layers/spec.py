@@ -2,8 +2,9 @@
 
 A layer class is declared once, in the module of its family (`core`, `conv`, `recurrent`, ...): the
 classes it covers, the function mirroring Keras's `compute_output_shape` and `build` (output shapes
-and the weights it creates: role, shape, where Keras 3 stores them), the direct ONNX converter that
-writes it, and whether it passes Keras's mask on. `table.LAYERS` collects the families into one
+and the weights it creates: role, shape, where Keras 3 stores them), its two lowerings (the direct
+ONNX converter and the direct TFLite lowering, each walked over the same IR with the same weight
+roles), and whether it passes Keras's mask on. `table.LAYERS` collects the families into one
 explicit table; the loaders (weight roles), `inspect` (shapes, counts) and the direct route
 (converter, masks) all read that table, so a layer added in one place is known to all of them.
 """
@@ -19,6 +20,8 @@ Shape = tuple
 
 #: where the direct route's converters live; a declaration names one as "module:function" under it
 CONVERTER_PACKAGE = "modeltool.exporters.direct."
+#: where the direct TFLite route's lowerings live, named the same way
+LOWERING_PACKAGE = "modeltool.exporters.litert."
 
 
 @dataclass
@@ -51,17 +54,23 @@ Infer = Callable[[dict[str, Any], list], LayerInfo]
 class Declaration:
     """Everything modeltool knows about one layer class. `infer` is None where shapes come from
     elsewhere (Keras operations recorded as layers); `onnx` is "module:function" under
-    `modeltool.exporters.direct` (a string: the converters import onnx, the loaders must not)."""
+    `modeltool.exporters.direct` (a string: the converters import onnx, the loaders must not);
+    `tflite` is "module:function" under `modeltool.exporters.litert`."""
 
     cls: str
     family: str
     infer: Infer | None = None
     onnx: str | None = None
     mask: bool = False
+    tflite: str | None = None
 
     @property
     def converter_path(self) -> str | None:
         return CONVERTER_PACKAGE + self.onnx if self.onnx else None
+
+    @property
+    def lowering_path(self) -> str | None:
+        return LOWERING_PACKAGE + self.tflite if self.tflite else None
 
 
 class Family:
@@ -71,18 +80,21 @@ class Family:
         self.name = name
         self.declarations: list[Declaration] = []
 
-    def declare(self, *classes: str, onnx: str | None = None, mask: bool = False) -> Callable[[Infer], Infer]:
-        """Decorator: `classes` are sized by the function; `onnx` writes them; `mask` passes masks on."""
+    def declare(self, *classes: str, onnx: str | None = None, mask: bool = False,
+                tflite: str | None = None) -> Callable[[Infer], Infer]:  # fmt: skip
+        """Decorator: `classes` are sized by the function; `onnx` and `tflite` write them; `mask`
+        passes masks on."""
 
         def deco(fn: Infer) -> Infer:
-            self.add(*classes, infer=fn, onnx=onnx, mask=mask)
+            self.add(*classes, infer=fn, onnx=onnx, mask=mask, tflite=tflite)
             return fn
 
         return deco
 
-    def add(self, *classes: str, infer: Infer | None = None, onnx: str | None = None, mask: bool = False) -> None:
+    def add(self, *classes: str, infer: Infer | None = None, onnx: str | None = None, mask: bool = False,
+            tflite: str | None = None) -> None:  # fmt: skip
         for cls in classes:
-            self.declarations.append(Declaration(cls, self.name, infer, onnx, mask))
+            self.declarations.append(Declaration(cls, self.name, infer, onnx, mask, tflite))
 
 
 #: the collected table, installed by `table` once every family is declared (wrappers size the layer

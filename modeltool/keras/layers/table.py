@@ -55,6 +55,18 @@ def converters() -> dict[str, str]:
     return {cls: d.converter_path for cls, d in LAYERS.items() if d.converter_path}
 
 
+def lowerings() -> dict[str, str]:
+    """{class: "module:function"} of every class the direct TFLite route writes."""
+    return {cls: d.lowering_path for cls, d in LAYERS.items() if d.lowering_path}
+
+
+def lowered(class_name: str, module: str | None = None) -> bool:
+    """True when the direct TFLite route has a lowering for this class (its configuration may still
+    ask for something the lowering refuses, found when it is written)."""
+    decl = LAYERS.get(table_key(class_name, module))
+    return decl is not None and decl.lowering_path is not None
+
+
 def mask_propagating() -> frozenset[str]:
     """Classes that pass the mask Keras propagates on to what follows (others drop it, as in Keras)."""
     return frozenset(cls for cls, d in LAYERS.items() if d.mask)

@@ -1,0 +1,153 @@
+"""Core layers as TFLite ops: Dense (FULLY_CONNECTED), Embedding (GATHER), the reshaping layers,
+Rescaling, and the layers that pass their input through at inference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modeltool.exporters.direct.builder import Value
+from modeltool.exporters.direct.context import Layer
+from modeltool.exporters.litert import activations
+from modeltool.exporters.litert.context import BINARY_OPTIONS, LiteContext, options
+
+
+def identity_layer(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    return [inputs[0]]
+
+
+def out_shape(layer: Layer) -> tuple:
+    if not layer.out_shapes or layer.out_shapes[0] is None:
+        raise layer.refuse("output shape unknown")
+    return tuple(layer.out_shapes[0])
+
+
+def dense(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """FULLY_CONNECTED over the last axis (`keep_num_dims` for inputs of rank 3 and more)."""
+    x = inputs[0]
+    kernel = layer.array("kernel").astype(np.float32)
+    if kernel.ndim != 2:
+        raise layer.refuse(f"a kernel of shape {kernel.shape} (quantized or LoRA Dense) is not lowered")
+    units = kernel.shape[1]
+    use_bias = layer.config.get("use_bias", True) and layer.has("bias")
+    bias = layer.array("bias").astype(np.float32).reshape(-1) if use_bias else np.zeros(units, np.float32)
+    opts = options("FullyConnectedOptions", keepNumDims=x.rank > 2)
+    out = ctx.op("FULLY_CONNECTED", [x, ctx.const(np.ascontiguousarray(kernel.T), "kernel"), ctx.const(bias, "bias")],
+                 (*x.shape[:-1], units), opts=opts)  # fmt: skip
+    return [activations.apply(ctx, layer, out, layer.config.get("activation"))]
+
+
+def embedding(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """A row of the table per index (Keras casts float indices to int32 first)."""
+    x = inputs[0]
+    if layer.config.get("mask_zero"):
+        raise layer.refuse("mask_zero=True: the mask it makes is not carried by the direct TFLite route")
+    table = layer.array("embeddings") if layer.has("embeddings") else layer.array("kernel")
+    if table.ndim != 2:
+        raise layer.refuse(f"an embeddings table of shape {table.shape} is not lowered")
+    index = x if np.dtype(x.dtype).kind in "iu" and x.dtype == "int32" else ctx.op("CAST", [x], x.shape, "int32")
+    out = ctx.op("GATHER", [ctx.const(table.astype(np.float32), "embeddings"), index], (*x.shape, table.shape[1]),
+                 opts=options("GatherOptions", axis=0, batchDims=0))  # fmt: skip
+    return [out]
+
+
+def flatten(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    x = inputs[0]
+    if layer.config.get("data_format") == "channels_first" and x.rank > 2:
+        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
+    if any(d is None for d in x.shape[1:]):
+        raise layer.refuse("flattening dims of unknown size")
+    return [ctx.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))]
+
+
+def reshape(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    shape = out_shape(layer)
+    if any(d is None for d in shape[1:]):
+        raise layer.refuse(f"a target shape {shape} with dims of unknown size")
+    return [ctx.reshape(inputs[0], shape)]
+
+
+def permute(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    x = inputs[0]
+    order = [0, *[int(d) for d in layer.config["dims"]]]
+    return [ctx.op("TRANSPOSE", [x, ctx.ints(order)], tuple(x.shape[o] for o in order), x.dtype)]
+
+
+def repeat_vector(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    x = inputs[0]
+    n = int(layer.config["n"])
+    expanded = ctx.reshape(x, (x.shape[0], 1, x.shape[1]))
+    return [ctx.op("TILE", [expanded, ctx.ints([1, n, 1])], (x.shape[0], n, x.shape[1]), x.dtype)]
+
+
+def rescaling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """x * scale + offset (scalars, or per channel on the last axis)."""
+    x = inputs[0]
+    scale, offset = _number(layer, "scale", 1.0), _number(layer, "offset", 0.0)
+    if not (scale.size == 1 and float(scale.reshape(-1)[0]) == 1.0):
+        x = ctx.binary("MUL", x, ctx.const(scale.reshape(-1) if scale.size > 1 else scale.reshape(()), "scale"))
+    if not (offset.size == 1 and float(offset.reshape(-1)[0]) == 0.0):
+        x = ctx.binary("ADD", x, ctx.const(offset.reshape(-1) if offset.size > 1 else offset.reshape(()), "offset"))
+    return [x]
+
+
+def _number(layer: Layer, key: str, default: float) -> np.ndarray:
+    value = layer.config.get(key, default)
+    if isinstance(value, dict):  # a serialized array
+        value = value.get("config", {}).get("value", value)
+    try:
+        return np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        raise layer.refuse(f"{key}={value!r} is not a number or a list of numbers") from None
+
+
+def layer_scale(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """ConvNeXt's LayerScale: x * gamma over the last axis."""
+    gamma = layer.arrays()
+    if len(gamma) != 1:
+        raise layer.refuse(f"expected one weight (gamma), found {len(gamma)}")
+    return [ctx.binary("MUL", inputs[0], ctx.const(gamma[0].astype(np.float32).reshape(-1), "gamma"))]
+
+
+def custom_scale(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """InceptionResNetV2's CustomScaleLayer: inputs[0] + inputs[1] * scale."""
+    a, b = inputs[:2]
+    scaled = ctx.binary("MUL", b, ctx.scalar(float(layer.config.get("scale", 1.0))))
+    return [ctx.binary("ADD", a, scaled, broadcast(a.shape, b.shape))]
+
+
+# ---------------------------------------------------------------- Keras 3 operations as layers
+
+#: `keras.ops` classes recorded in functional configs (`x + 3.0`) -> TFLite op of two operands
+BINARY_OPS = {"Add": "ADD", "Subtract": "SUB", "Multiply": "MUL", "Divide": "DIV", "TrueDivide": "DIV",
+              "Maximum": "MAXIMUM", "Minimum": "MINIMUM", "Power": "POW"}  # fmt: skip
+UNARY_OPS = {"Negative": "NEG", "Abs": "ABS", "Sqrt": "SQRT", "Exp": "EXP", "Log": "LOG", "Tanh": "TANH",
+             "Sigmoid": "LOGISTIC", "Relu": "RELU", "Square": "SQUARE"}  # fmt: skip
+
+
+def broadcast(a: tuple, b: tuple) -> tuple:
+    """numpy's broadcast of two shapes (None: unknown until run time)."""
+    rank = max(len(a), len(b))
+    a, b = (1,) * (rank - len(a)) + tuple(a), (1,) * (rank - len(b)) + tuple(b)
+    return tuple(y if x == 1 else x if y == 1 else (x if x is not None else y) for x, y in zip(a, b))
+
+
+def keras_op(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """A `keras.ops` operation applied in a functional model, numpy broadcasting."""
+    from modeltool.exporters.direct.core import operands
+
+    if layer.kwargs:
+        raise layer.refuse(f"keyword arguments {sorted(layer.kwargs)} of keras.ops.{layer.cls} are not lowered")
+    if layer.cls in UNARY_OPS:
+        return [ctx.unary(UNARY_OPS[layer.cls], inputs[0])]
+    if layer.cls not in BINARY_OPS:
+        raise layer.refuse(f"keras.ops.{layer.cls} is not lowered")
+    args = operands(ctx, layer, inputs)  # type: ignore[arg-type]
+    if len(args) != 2:
+        raise layer.refuse(f"keras.ops.{layer.cls} with {len(args)} operands")
+    refs = [a if isinstance(a, Value) else ctx.const(np.asarray(a, np.float32), "operand") for a in args]
+    shapes = [a.shape if isinstance(a, Value) else tuple(np.shape(a)) for a in args]
+    first = refs[0] if isinstance(refs[0], Value) else refs[1]
+    assert isinstance(first, Value)
+    op = BINARY_OPS[layer.cls]
+    opts = options(op.title() + "Options") if op in BINARY_OPTIONS else None
+    return [ctx.op(op, refs, broadcast(*shapes), first.dtype, opts)]

@@ -1,0 +1,86 @@
+"""Normalization layers as TFLite ops.
+
+BatchNormalization (inference: moving statistics) is one MUL and one ADD with per-channel constants,
+which `passes.fold_batchnorm` folds into the convolution or fully connected op before it, as the
+TFLite converter does. LayerNormalization over the last axis is written out (MEAN, SQUARED_DIFFERENCE,
+RSQRT): TFLite has no builtin for it. Normalization is (x - mean) / max(sqrt(variance), 1e-7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modeltool.exporters.direct.builder import Value
+from modeltool.exporters.direct.context import Layer
+from modeltool.exporters.litert.context import LiteContext, options
+
+#: keras.layers.Normalization's floor on the standard deviation
+EPSILON = 1e-7
+
+
+def _last_axis(layer: Layer, x: Value) -> None:
+    axis = layer.config.get("axis", -1)
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if [int(a) % x.rank for a in axes] != [x.rank - 1]:
+        raise layer.refuse(f"normalizing over axis {axis} (the direct TFLite route lowers the last axis)")
+
+
+def _affine(layer: Layer, size: int) -> tuple[np.ndarray, np.ndarray]:
+    cfg = layer.config
+    gamma = layer.array("gamma") if cfg.get("scale", True) and layer.has("gamma") else np.ones(size, np.float32)
+    beta = layer.array("beta") if cfg.get("center", True) and layer.has("beta") else np.zeros(size, np.float32)
+    return gamma.astype(np.float32).reshape(-1), beta.astype(np.float32).reshape(-1)
+
+
+def batch_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    x = inputs[0]
+    _last_axis(layer, x)
+    eps = float(layer.config.get("epsilon", 1e-3))
+    mean = layer.array("moving_mean").astype(np.float32).reshape(-1)
+    var = layer.array("moving_variance").astype(np.float32).reshape(-1)
+    gamma, beta = _affine(layer, mean.size)
+    scale = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
+    shift = (beta - mean * scale).astype(np.float32)
+    return [ctx.binary("ADD", ctx.binary("MUL", x, ctx.const(scale, "scale")), ctx.const(shift, "shift"))]
+
+
+def layer_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """(x - mean) * rsqrt(variance + epsilon) * gamma + beta over the last axis."""
+    x = inputs[0]
+    _last_axis(layer, x)
+    if layer.config.get("rms_scaling"):
+        raise layer.refuse("rms_scaling=True is not lowered")
+    size = x.shape[-1]
+    if size is None:
+        raise layer.refuse("the normalized axis has an unknown size")
+    eps = float(layer.config.get("epsilon", 1e-3))
+    gamma, beta = _affine(layer, size)
+    axis, stats = ctx.ints([x.rank - 1]), (*x.shape[:-1], 1)
+    mean = ctx.op("MEAN", [x, axis], stats, opts=options("ReducerOptions", keepDims=True))
+    centered = ctx.binary("SUB", x, mean)
+    variance = ctx.op("MEAN", [ctx.binary("MUL", centered, centered), axis], stats,
+                      opts=options("ReducerOptions", keepDims=True))  # fmt: skip
+    inv = ctx.unary("RSQRT", ctx.binary("ADD", variance, ctx.scalar(eps)))
+    y = ctx.binary("MUL", ctx.binary("MUL", centered, inv, x.shape), ctx.const(gamma, "gamma"))
+    return [ctx.binary("ADD", y, ctx.const(beta, "beta"))]
+
+
+def normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    x = inputs[0]
+    if layer.config.get("invert"):
+        raise layer.refuse("invert=True is not lowered")
+    if layer.has("mean"):
+        mean, variance = layer.array("mean"), layer.array("variance")
+    elif layer.config.get("mean") is not None:
+        mean = np.asarray(layer.config["mean"], np.float32)
+        variance = np.asarray(layer.config.get("variance", 1.0), np.float32)
+    else:
+        raise layer.refuse("neither adapted state nor mean/variance in the config")
+    if mean.size != 1:
+        _last_axis(layer, x)
+        mean, variance = mean.reshape(-1), variance.reshape(-1)
+    else:
+        mean, variance = mean.reshape(()), variance.reshape(())
+    inv = (1.0 / np.maximum(np.sqrt(variance.astype(np.float32)), np.float32(EPSILON))).astype(np.float32)
+    centered = ctx.binary("SUB", x, ctx.const(mean.astype(np.float32), "mean"))
+    return [ctx.binary("MUL", centered, ctx.const(inv, "inv_std"))]

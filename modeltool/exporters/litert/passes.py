@@ -1,0 +1,125 @@
+"""Rewrites of the written subgraph, as the TFLite converter makes them: BatchNormalization's
+multiply and add folded into the weights and bias of the op before it, RELU/RELU6 fused into the op
+they follow, and float16 weights.
+
+A fold never changes a constant in place: constants are shared between ops that hold equal numbers
+(zero biases above all), so the folded weights become constants of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modeltool.exporters.litert.context import FUSED
+from modeltool.exporters.litert.flatbuffer import LiteModel, Operator
+
+#: op -> (weights input, axis of the output channels in the weights, bias input)
+FOLDABLE = {"CONV_2D": (1, 0, 2), "DEPTHWISE_CONV_2D": (1, 3, 2), "FULLY_CONNECTED": (1, 0, 2),
+            "TRANSPOSE_CONV": (1, 0, 3)}  # fmt: skip
+#: ops whose options carry a fused activation TFLite's kernels apply
+FUSABLE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
+           "AVERAGE_POOL_2D", "MAX_POOL_2D"}  # fmt: skip
+ACTIVATIONS = {"RELU": FUSED["RELU"], "RELU6": FUSED["RELU6"]}
+
+
+def run_all(model: LiteModel) -> list[str]:
+    """Every rewrite in order; returns what was done, for the report."""
+    done = []
+    folded = fold_batchnorm(model)
+    if folded:
+        done.append(f"{folded} BatchNormalization scale/shift pairs folded into the preceding op")
+    fused = fuse_activations(model)
+    if fused:
+        done.append(f"{fused} activations fused into the preceding op")
+    return done
+
+
+def _single_use(model: LiteModel, tensor: int, consumers: dict[int, list[Operator]]) -> bool:
+    return len(consumers.get(tensor, [])) == 1 and tensor not in model.outputs
+
+
+def _vector(model: LiteModel, op: Operator, channels: int) -> tuple[np.ndarray, int] | None:
+    """The per-channel (or scalar) constant operand of a binary op and the other operand."""
+    for k in (1, 0):
+        value = model.value(op.inputs[k])
+        if value is not None and value.dtype == np.float32 and value.size in (1, channels) and value.ndim <= 1:
+            return value.reshape(-1), op.inputs[1 - k]
+    return None
+
+
+def fold_batchnorm(model: LiteModel) -> int:
+    """MUL then ADD by per-output-channel constants right after a conv / FC op fold into it (one
+    sweep per kind: a folded op's output becomes the MUL's, so the ADD after it folds next)."""
+    count = 0
+    for kind in ("MUL", "ADD"):
+        producers, consumers = model.producers(), model.consumers()
+        removed: set[int] = set()
+        for op in model.operators:
+            if op.op != kind or op.options is None or op.options.fusedActivationFunction != FUSED["NONE"]:
+                continue
+            first = producers.get(op.inputs[0]) or producers.get(op.inputs[1])
+            if first is None or first.op not in FOLDABLE or first.options.fusedActivationFunction != FUSED["NONE"]:
+                continue
+            w_in, axis, b_in = FOLDABLE[first.op]
+            weights, bias = model.value(first.inputs[w_in]), model.value(first.inputs[b_in])
+            if weights is None or bias is None or weights.dtype != np.float32:
+                continue
+            found = _vector(model, op, bias.size)
+            if found is None or found[1] != first.outputs[0] or not _single_use(model, found[1], consumers):
+                continue
+            vector = np.broadcast_to(found[0], bias.shape).astype(np.float32)
+            if kind == "MUL":
+                shape = [1] * weights.ndim
+                shape[axis] = -1
+                scaled = (weights * vector.reshape(shape)).astype(np.float32)
+                first.inputs[w_in] = model.constant("folded_kernel", scaled)
+                first.inputs[b_in] = model.constant("folded_bias", (bias * vector).astype(np.float32))
+                count += 1
+            else:
+                first.inputs[b_in] = model.constant("folded_bias", (bias + vector).astype(np.float32))
+            first.outputs[0] = op.outputs[0]
+            producers[op.outputs[0]] = first
+            removed.add(id(op))
+        model.operators = [op for op in model.operators if id(op) not in removed]
+    return count
+
+
+def fuse_activations(model: LiteModel) -> int:
+    count = 0
+    producers, consumers = model.producers(), model.consumers()
+    removed: set[int] = set()
+    for op in model.operators:
+        if op.op not in ACTIVATIONS:
+            continue
+        first = producers.get(op.inputs[0])
+        if first is None or first.op not in FUSABLE or first.options is None:
+            continue
+        if first.options.fusedActivationFunction != FUSED["NONE"] or not _single_use(model, op.inputs[0], consumers):
+            continue
+        first.options.fusedActivationFunction = ACTIVATIONS[op.op]
+        first.outputs[0] = op.outputs[0]
+        producers[op.outputs[0]] = first
+        removed.add(id(op))
+        count += 1
+    model.operators = [op for op in model.operators if id(op) not in removed]
+    return count
+
+
+def float16_weights(model: LiteModel) -> int:
+    """Every float32 constant that is not a scalar stored as float16 and read through a DEQUANTIZE
+    op (what the TFLite converter's float16 quantization writes); returns how many."""
+    dequantized: dict[int, int] = {}
+    head: list[Operator] = []
+    for op in model.operators:
+        for k, t in enumerate(op.inputs):
+            value = model.value(t) if t >= 0 else None
+            if value is None or value.dtype != np.float32 or value.size <= 1:
+                continue
+            if t not in dequantized:
+                half = model.constant(model.tensors[t].name + "_fp16", value.astype(np.float16))
+                out = model.tensor(model.tensors[t].name + "_dequantized", value.shape, "float32")
+                head.append(Operator("DEQUANTIZE", [half], [out]))
+                dequantized[t] = out
+            op.inputs[k] = dequantized[t]
+    model.operators[:0] = head
+    return len(dequantized)

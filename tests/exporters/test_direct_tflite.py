@@ -1,0 +1,185 @@
+"""The direct TFLite route: `.tflite` written from the IR with flatbuffers and LiteRT's schema.
+
+Every file is verified by `convert` (LiteRT against the writer's runtime reading the original), and
+the numbers are checked again here against Keras itself (`keras.saving.load_model`) or the stored
+references the fixtures' writers computed (`fixtures/make_references.py`): never modeltool
+against itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from modeltool.convert import convert
+from modeltool.options import ConvertOptions
+from tests.conftest import FIXTURES, run_cli
+from tests.exporters.conftest import WRITER_ATOL, WRITER_RTOL, assert_matches_writer
+
+#: fixtures every layer of which has a TFLite lowering
+DIRECT = ["keras3/conv_bn.keras", "keras3/sequential_mlp.keras", "keras3/reshaping.keras",
+          "keras3/functional_multi_io.keras", "keras3/nested.keras", "keras3/shared_layers.keras",
+          "keras3/normalization.keras", "keras2/conv_bn.h5", "keras2/sequential_mlp.h5", "keras2/reshaping.h5",
+          "keras2/functional_multi_io.h5", "keras2/nested.h5", "keras2/shared_layers.h5"]  # fmt: skip
+
+
+def _litert(path: str) -> tuple[object, dict]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    return interpreter, interpreter.get_signature_list()
+
+
+def _ops(path: str) -> list[str]:
+    """The builtin op names of every operator in the file, read with LiteRT's schema module."""
+    from ai_edge_litert import schema_py_generated as s
+
+    model = s.ModelT.InitFromPackedBuf(open(path, "rb").read(), 0)
+    names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    return [names[model.operatorCodes[op.opcodeIndex].builtinCode] for op in model.subgraphs[0].operators]
+
+
+@pytest.mark.parametrize("rel", DIRECT)
+def test_fixture_converts_directly_and_matches_its_writer(rel, tmp_path):
+    dst = str(tmp_path / "m.tflite")
+    report = convert(FIXTURES / rel, dst, ConvertOptions(via="direct"))
+    assert report.passed and report.written, report.render()
+    assert report.details["route"] == "direct" and report.details["flex_ops"] == []
+    assert report.verification is not None and report.verification.verdict == "PASSED"
+    assert_matches_writer(rel.split(".")[0], dst)  # what Keras 3 / tf_keras computed when the fixture was made
+
+
+def test_auto_prefers_direct_and_says_why(tmp_path):
+    report = convert(FIXTURES / "keras3/conv_bn.keras", str(tmp_path / "m.tflite"))
+    assert report.details["route"] == "direct", report.render()
+    assert "every layer has a TFLite lowering" in report.details["route_reason"]
+
+
+def test_conv_model_is_nhwc_with_batchnorm_folded_and_activations_fused(tmp_path):
+    """No transposes (TFLite computes channels-last as Keras does), no MUL/ADD left of the
+    BatchNormalizations, the ReLU fused into its convolution."""
+    dst = str(tmp_path / "m.tflite")
+    report = convert(FIXTURES / "keras3/conv_bn.keras", dst, ConvertOptions(via="direct"))
+    assert report.passed, report.render()
+    ops = _ops(dst)
+    assert "TRANSPOSE" not in ops and "MUL" not in ops and "ADD" not in ops and "RELU" not in ops, ops
+    assert any("folded" in f for f in report.details["fixes"]), report.details
+
+
+def test_signature_and_metadata_name_the_source(tmp_path):
+    from ai_edge_litert import schema_py_generated as s
+
+    dst = str(tmp_path / "m.tflite")
+    convert(FIXTURES / "keras3/functional_multi_io.keras", dst, ConvertOptions(via="direct"))
+    _, sigs = _litert(dst)
+    assert list(sigs) == ["serving_default"]
+    import keras
+
+    model = keras.saving.load_model(FIXTURES / "keras3/functional_multi_io.keras", compile=False)
+    assert sorted(sigs["serving_default"]["inputs"]) == sorted(model.input_names if hasattr(model, "input_names")
+                                                               else [t.name for t in model.inputs])  # fmt: skip
+    assert sorted(sigs["serving_default"]["outputs"]) == sorted(model.output_names)
+    flat = s.ModelT.InitFromPackedBuf(open(dst, "rb").read(), 0)
+    meta = {m.name.decode(): bytes(flat.buffers[m.buffer].data).decode() for m in flat.metadata}
+    assert json.loads(meta["modeltool"])["source"].endswith("functional_multi_io.keras")
+
+
+def test_dynamic_batch_runs_at_any_batch(tmp_path):
+    """A batch Keras leaves open is -1 in the shape signature: LiteRT resizes it, and every batch
+    computes what Keras computes."""
+    import keras
+
+    src = FIXTURES / "keras3/conv_bn.keras"
+    dst = str(tmp_path / "m.tflite")
+    assert convert(src, dst, ConvertOptions(via="direct", verify=False)).written
+    interpreter, sigs = _litert(dst)
+    runner = interpreter.get_signature_runner("serving_default")
+    name = sigs["serving_default"]["inputs"][0]
+    model = keras.saving.load_model(src, compile=False)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 16, 16, 3)).astype("float32")
+        got = list(runner(**{name: x}).values())[0]
+        np.testing.assert_allclose(got, np.asarray(model(x, training=False)), atol=WRITER_ATOL, rtol=WRITER_RTOL)
+
+
+def test_float16_weights_halve_the_file_and_verify(tmp_path):
+    full, half = str(tmp_path / "f.tflite"), str(tmp_path / "h.tflite")
+    src = FIXTURES / "keras3/conv_bn.keras"
+    assert convert(src, full, ConvertOptions(via="direct")).written
+    report = convert(src, half, ConvertOptions(via="direct", quantize="float16"))
+    assert report.passed and report.written and report.details["route"] == "direct", report.render()
+    assert "DEQUANTIZE" in _ops(half)
+    import os
+
+    assert os.path.getsize(half) < 0.7 * os.path.getsize(full)
+
+
+def test_int8_goes_to_the_tensorflow_route_under_auto_and_is_refused_direct(tmp_path):
+    src = FIXTURES / "keras3/sequential_mlp.keras"
+    report = convert(src, str(tmp_path / "m.tflite"), ConvertOptions(quantize="dynamic"))
+    assert report.passed and report.details["route"] == "tf", report.render()
+    assert "--quantize dynamic" in report.details["route_reason"]
+    result = run_cli("convert", str(src), str(tmp_path / "d.tflite"), "--via", "direct", "--quantize", "dynamic")
+    assert result.returncode == 2 and "--via direct" in result.stderr and "float16" in result.stderr, result.stderr
+    assert not (tmp_path / "d.tflite").exists()
+
+
+def test_recurrent_model_takes_the_tensorflow_route_under_auto(tmp_path):
+    report = convert(FIXTURES / "keras3/rnn_text.keras", str(tmp_path / "m.tflite"))
+    assert report.details["route"] == "tf", report.render()
+    assert "no TFLite lowering" in report.details["route_reason"]
+
+
+def test_via_direct_names_the_layer_it_cannot_write(tmp_path):
+    dst = tmp_path / "m.tflite"
+    result = run_cli("convert", str(FIXTURES / "keras3/rnn_text.keras"), str(dst), "--via", "direct")
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    assert "no TFLite lowering" in line and "--via tf" in line, line
+    assert not dst.exists()
+
+
+def test_via_applies_to_tflite_only_among_the_other_targets(tmp_path):
+    result = run_cli("convert", str(FIXTURES / "keras3/conv_bn.keras"), str(tmp_path / "m.pb"), "--via", "direct")
+    assert result.returncode == 2 and "onnx and tflite targets only" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- keras.applications (slow)
+
+APPLICATIONS = {"MobileNetV2": 64, "ResNet50": 64, "MobileNetV3Small": 64, "EfficientNetB0": 64,
+                "ConvNeXtTiny": 64, "DenseNet121": 64, "InceptionResNetV2": 75, "NASNetMobile": 64,
+                "Xception": 75}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(APPLICATIONS))
+def test_application_converts_directly_and_matches_keras(name, tmp_path):
+    """Logits (no softmax to hide errors) and trained-looking BatchNormalization statistics, so no
+    layer is silently idle; the file then computes what Keras computes from the saved file."""
+    import keras
+
+    size = APPLICATIONS[name]
+    keras.utils.set_random_seed(1)
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+    rng = np.random.default_rng(2)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            w = layer.get_weights()
+            layer.set_weights([*w[:-2], (rng.standard_normal(w[-2].shape) * 0.1).astype("float32"),
+                               rng.uniform(0.5, 1.5, w[-1].shape).astype("float32")])  # fmt: skip
+    src = tmp_path / f"{name}.keras"
+    model.save(src)
+    dst = str(tmp_path / f"{name}.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct", batch=1))
+    assert report.passed and report.written, report.render()
+    assert "TRANSPOSE" not in _ops(dst)
+    interpreter, sigs = _litert(dst)
+    runner = interpreter.get_signature_runner("serving_default")
+    x = np.random.default_rng(3).uniform(0, 255, (1, size, size, 3)).astype("float32")
+    got = list(runner(**{sigs["serving_default"]["inputs"][0]: x}).values())[0]
+    want = np.asarray(keras.saving.load_model(src, compile=False)(x, training=False))
+    scale = float(np.abs(want).max()) or 1.0
+    np.testing.assert_allclose(got / scale, want / scale, atol=1e-4)
