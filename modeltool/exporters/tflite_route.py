@@ -54,16 +54,22 @@ def tf_route_available() -> bool:
 def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
     """(route, why, the direct build when that route was taken)."""
     from modeltool.exporters.direct.context import NotCovered
-    from modeltool.exporters.litert.export import DIRECT_QUANTIZE
+    from modeltool.exporters.litert.export import DIRECT_QUANTIZE, gaps
 
     if options.via == "tf":
         return "tf", "--via tf", None
     direct = options.via == "direct"
-    if source.kind != "keras" or getattr(source, "unrolled_from", None) is not None:
+    if source.kind != "keras":
         why = f"a {source.ir.metadata.format_description} has no Keras layers for the direct route"
         if direct:
             raise UnsupportedError(f"--via direct: {why}; convert it with --via tf (or auto)")
         return "tf", why, None
+    found = gaps(direct_ir(source), getattr(source, "custom", None))
+    if found:
+        if direct:
+            raise UnsupportedError(f"--via direct: {found[0]}; --via tf converts it through TensorFlow")
+        why = f"the direct route cannot write {found[0]}"
+        return _fallback(source, why), why, None
     if options.quantize not in (None, "none", *DIRECT_QUANTIZE):
         why = f"--quantize {options.quantize}: implemented on the TensorFlow route (the direct route writes float16)"
         if direct:
@@ -93,12 +99,12 @@ def _fallback(source: Source, why: str) -> str:
 
 
 def build_direct(source: Source, options: ConvertOptions) -> Any:
-    from modeltool import __version__
+    from modeltool.exporters.direct.export import version
     from modeltool.exporters.litert.export import build
     from modeltool.sources.keras import ir_boundary_names
 
     ir = direct_ir(source)
-    metadata = {"producer": f"modeltool {__version__}", "source": source.path,
+    metadata = {"producer": f"modeltool {version()}", "source": source.path,
                 "source_format": source.ir.format.value}  # fmt: skip
     return build(ir, ir_boundary_names(ir), input_shapes=options.input_shapes, custom=getattr(source, "custom", None),
                  quantize=options.quantize, metadata=metadata)  # fmt: skip

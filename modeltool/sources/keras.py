@@ -109,7 +109,8 @@ class KerasSource(Source):
         rebuilt with `unroll=True`, a static loop of builtin ops, which needs fixed timesteps. Every
         target but ONNX and TFLite by their direct routes starts from the Keras model: built here (the
         rebuild step)."""
-        if target.value == "tflite" and getattr(options, "via", "auto") != "tf" and self._lowered():
+        via = getattr(options, "via", "auto")
+        if target.value == "tflite" and (via == "direct" or (via == "auto" and self._lowered())):
             return self  # the direct TFLite route writes from the IR (it builds the model only if it falls back)
         if not (target.value == "onnx" and getattr(options, "via", "auto") != "tf"):
             if target.value in ("tflite", "savedmodel", "pb", "checkpoint"):

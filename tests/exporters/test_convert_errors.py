@@ -131,13 +131,14 @@ def test_calibration_keyed_by_unknown_names_is_an_error(tmp_path):
 
 
 def test_tensorflow_target_with_keras_on_jax_says_which_backend(tmp_path):
-    """TFLite is written from a TensorFlow trace: with KERAS_BACKEND=jax chosen, one line says so
-    (it was an internal error from inside Keras); the direct ONNX route still works on JAX."""
+    """TFLite's TensorFlow route writes from a TensorFlow trace: with KERAS_BACKEND=jax chosen, one
+    line says so (it was an internal error from inside Keras); the direct routes still work on JAX."""
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     src = FIXTURES / "keras3" / "conv_bn.keras"
-    done = run_cli("convert", src, tmp_path / "m.tflite", env=env)
+    done = run_cli("convert", src, tmp_path / "m.tflite", "--via", "tf", env=env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Keras runs on jax here (KERAS_BACKEND=jax)" in lines[0], done.stderr
     assert not (tmp_path / "m.tflite").exists()
     assert run_cli("convert", src, tmp_path / "m.onnx", env=env).returncode == 0
+    assert run_cli("convert", src, tmp_path / "m.tflite", env=env).returncode == 0

@@ -181,7 +181,7 @@ def _tensor_size(onnx: Any, name: str, array: np.ndarray) -> int:
 def _model(onnx: Any, graph: Any, opset: int) -> Any:
     opsets = [onnx.helper.make_opsetid("", opset)]
     return onnx.helper.make_model(graph, opset_imports=opsets, producer_name="modeltool",
-                                  producer_version=_version(), ir_version=_ir_version(onnx, opsets))  # fmt: skip
+                                  producer_version=version(), ir_version=_ir_version(onnx, opsets))  # fmt: skip
 
 
 def build(ir: Model, names: tuple[list[str], list[str]], *, opset: int = DEFAULT_OPSET,
@@ -308,7 +308,8 @@ def _ir_version(onnx: Any, opsets: list) -> int:
     return int(onnx.helper.find_min_ir_version_for(opsets, ignore_unknown=True))
 
 
-def _version() -> str:
+def version() -> str:
+    """modeltool's installed version (what the files it writes name as their producer)."""
     try:
         from importlib.metadata import version
 
