@@ -4,11 +4,11 @@ Two exporters write `.tflite`. The direct one (`exporters/litert/`) writes the f
 from modeltool's IR: builtin ops only, no TensorFlow, no TFLite converter, in a fraction of a
 second. The TensorFlow one (`exporters/tflite.py`) traces the rebuilt Keras model and runs the
 TFLite converter; it also converts what has no Keras layers (SavedModels, GraphDefs, checkpoints),
-recurrent layers (unrolled by Keras), Python-defined layers, and the dynamic and int8 quantizations.
+recurrent layers (unrolled by Keras), Python-defined layers, and full-integer (int8) quantization.
 
 `--via direct|tf|auto` chooses, as for ONNX. `auto` (the default) takes the direct route when the
 source is a Keras file whose every layer has a TFLite lowering, the quantization asked for is one
-it writes (none, float16) and a Keras runtime can compute the reference (none is needed with
+it writes (none, float16, dynamic) and a Keras runtime can compute the reference (none is needed with
 `--no-verify`); else the TensorFlow route. The report's `route` and `route_reason` say which ran
 and why.
 """
@@ -71,7 +71,8 @@ def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
         why = f"the direct route cannot write {found[0]}"
         return _fallback(source, why), why, None
     if options.quantize not in (None, "none", *DIRECT_QUANTIZE):
-        why = f"--quantize {options.quantize}: implemented on the TensorFlow route (the direct route writes float16)"
+        why = (f"--quantize {options.quantize}: implemented on the TensorFlow route (the direct route writes "
+               f"{' and '.join(DIRECT_QUANTIZE)})")
         if direct:
             raise UnsupportedError(f"--via direct: {why}; use --via tf (or auto)")
         return _fallback(source, why), why, None

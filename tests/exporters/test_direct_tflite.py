@@ -125,10 +125,10 @@ def test_float16_weights_halve_the_file_and_verify(tmp_path):
 
 def test_int8_goes_to_the_tensorflow_route_under_auto_and_is_refused_direct(tmp_path):
     src = FIXTURES / "keras3/sequential_mlp.keras"
-    report = convert(src, str(tmp_path / "m.tflite"), ConvertOptions(quantize="dynamic"))
+    report = convert(src, str(tmp_path / "m.tflite"), ConvertOptions(quantize="int8"))
     assert report.passed and report.details["route"] == "tf", report.render()
-    assert "--quantize dynamic" in report.details["route_reason"]
-    result = run_cli("convert", str(src), str(tmp_path / "d.tflite"), "--via", "direct", "--quantize", "dynamic")
+    assert "--quantize int8" in report.details["route_reason"]
+    result = run_cli("convert", str(src), str(tmp_path / "d.tflite"), "--via", "direct", "--quantize", "int8")
     assert result.returncode == 2 and "--via direct" in result.stderr and "float16" in result.stderr, result.stderr
     assert not (tmp_path / "d.tflite").exists()
 
@@ -190,3 +190,41 @@ def test_application_converts_directly_and_matches_keras(name, tmp_path):
     want = np.asarray(keras.saving.load_model(src, compile=False)(x, training=False))
     scale = float(np.abs(want).max()) or 1.0
     np.testing.assert_allclose(got / scale, want / scale, atol=1e-4)
+
+
+HYBRID_MODEL = """
+import sys, keras
+keras.utils.set_random_seed(0)
+inp = keras.Input((16, 16, 8), name="pixels")
+x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inp)
+x = keras.layers.BatchNormalization()(x)
+x = keras.layers.DepthwiseConv2D(3, depth_multiplier=4, padding="same", activation="relu6")(x)
+x = keras.layers.Conv2D(16, 1)(x)
+x = keras.layers.Flatten()(x)
+x = keras.layers.Dense(64, activation="relu")(x)
+keras.Model(inp, keras.layers.Dense(10, name="logits")(x)).save(sys.argv[1])
+"""
+
+
+def test_dynamic_range_weights_match_the_tflite_converter(tmp_path):
+    """--quantize dynamic on the direct route: int8 weights per output channel read by TFLite's
+    hybrid kernels. It verifies, and computes what the TFLite converter's own dynamic-range file
+    computes (the same scheme), in a file no larger."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "m.keras"
+    subprocess.run([sys.executable, "-c", HYBRID_MODEL, str(src)], check=True, capture_output=True, timeout=300)
+    direct, tf = str(tmp_path / "d.tflite"), str(tmp_path / "t.tflite")
+    a = convert(src, direct, ConvertOptions(via="direct", quantize="dynamic"))
+    b = convert(src, tf, ConvertOptions(via="tf", quantize="dynamic"))
+    assert a.passed and a.written and b.passed and b.written, a.render() + b.render()
+    assert any("int8" in f for f in a.details["fixes"]), a.details
+    assert os.path.getsize(direct) <= 1.01 * os.path.getsize(tf)
+    x = np.random.default_rng(4).standard_normal((1, 16, 16, 8)).astype("float32")
+    outs = []
+    for path in (direct, tf):
+        interpreter, sigs = _litert(path)
+        outs.append(list(interpreter.get_signature_runner("serving_default")(pixels=x).values())[0])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-3)

@@ -25,7 +25,7 @@ from modeltool.keras.semantics import refuse_lost_semantics, writer_generation
 from modeltool.options import Shape
 
 #: --quantize kinds the direct TFLite route writes itself
-DIRECT_QUANTIZE = ("float16",)
+DIRECT_QUANTIZE = ("float16", "dynamic")
 
 
 @dataclass
@@ -118,6 +118,8 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, input_shapes: dict[s
     folds = passes.run_all(model)
     if quantize == "float16":
         folds.append(f"{passes.float16_weights(model)} weights stored as float16 (DEQUANTIZE at load)")
+    elif quantize == "dynamic":
+        folds.append(f"{passes.int8_weights(model)} weights stored as int8 per output channel (hybrid kernels)")
     counts: dict[str, int] = {}
     for op in model.operators:
         counts[op.op] = counts.get(op.op, 0) + 1

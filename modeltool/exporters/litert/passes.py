@@ -123,3 +123,45 @@ def float16_weights(model: LiteModel) -> int:
             op.inputs[k] = dequantized[t]
     model.operators[:0] = head
     return len(dequantized)
+
+
+#: op -> (weights input, axis of the output channels) for int8 dynamic-range (hybrid) weights
+HYBRID = {"CONV_2D": (1, 0), "DEPTHWISE_CONV_2D": (1, 3), "FULLY_CONNECTED": (1, 0)}
+#: weights smaller than this stay float32, as the TFLite converter leaves them
+HYBRID_MIN_ELEMENTS = 1024
+
+
+def int8_weights(model: LiteModel) -> int:
+    """The weights of convolutions and fully connected ops as int8, symmetric per output channel
+    (scale = max|w| / 127, zero point 0): TFLite's hybrid kernels quantize the float activations on
+    the fly (`--quantize dynamic`, what the converter's dynamic-range quantization writes). Returns
+    how many weights were quantized."""
+    from modeltool.exporters.litert.flatbuffer import schema
+
+    s = schema()
+    done: dict[int, int] = {}
+    for op in model.operators:
+        if op.op not in HYBRID:
+            continue
+        k, axis = HYBRID[op.op]
+        t = op.inputs[k]
+        value = model.value(t)
+        if value is None or value.dtype != np.float32 or value.size < HYBRID_MIN_ELEMENTS:
+            continue
+        if t not in done:
+            moved = np.moveaxis(value, axis, 0).reshape(value.shape[axis], -1)
+            scale = np.maximum(np.abs(moved).max(axis=1), np.float32(1e-12)) / np.float32(127.0)
+            shape = [1] * value.ndim
+            shape[axis] = -1
+            q = np.clip(np.round(value / scale.reshape(shape)), -127, 127).astype(np.int8)
+            index = model.constant(model.tensors[t].name + "_int8", q)
+            params = s.QuantizationParametersT()
+            params.scale = scale.astype(np.float32).tolist()
+            params.zeroPoint = [0] * scale.size
+            params.quantizedDimension = axis
+            model.tensors[index].quantization = params
+            done[t] = index
+        op.inputs[k] = done[t]
+        if op.op == "FULLY_CONNECTED":
+            op.options.asymmetricQuantizeInputs = True
+    return len(done)
