@@ -22,7 +22,7 @@ SCHEMA: dict[str, Any] = {
     "size": {"max_file_mb": NUMBER, "max_params": int, "min_params": int},
     "weights": {"finite": bool},
     "onnx": {"opset": {"min": int, "max": int}, "allowed_ops": [str], "forbidden_ops": [str], "checker": bool},
-    "tflite": {"allow_flex": bool, "allow_custom_ops": bool, "quantization": QUANTIZATIONS},
+    "tflite": {"allow_flex": bool, "allow_custom_ops": bool, "quantization": QUANTIZATIONS, "gpu_delegate": bool},
     "parity": {"reference": str, "atol": NUMBER, "rtol": NUMBER, "input": str, "seed": int, "batch": int,
                "signature": str},  # fmt: skip
     "latency": {"batch": int, "runs": int, "warmup": int, "max_median_ms": NUMBER, "device": ("cpu", "cuda", "auto")},

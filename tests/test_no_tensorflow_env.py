@@ -30,7 +30,8 @@ PYTHON_TAG = f"py{sys.version_info.major}{sys.version_info.minor}"
 VENV = Path(os.environ.get("MODELTOOL_NOTF_VENV", Path.home() / ".cache" / "modeltool" / f"venv-notf-{PYTHON_TAG}"))
 #: the light install (the `jax`, `ort` and `litert` extras plus the core dependencies the convert path uses),
 #: pinned to what this environment runs so that both environments compute with the same libraries
-PACKAGES = ("keras", "onnx", "onnxruntime", "numpy", "h5py", "click", "pyyaml", "tflite", "flatbuffers", "ai-edge-litert")
+PACKAGES = ("keras", "onnx", "onnxruntime", "numpy", "h5py", "click", "pyyaml", "tflite", "flatbuffers",
+            "ai-edge-litert")  # fmt: skip
 HEAVY = ("tensorflow", "tf2onnx", "tf_keras")
 
 

@@ -247,7 +247,7 @@ def onnx_rules(model: Model, policy: Policy, path: str) -> list[RuleResult]:
 def tflite_rules(model: Model, policy: Policy) -> list[RuleResult]:
     sec = policy.section("tflite")
     is_tflite = model.format == Format.TFLITE
-    keys = ["flex", "custom_ops"] + (["quantization"] if "quantization" in sec else [])
+    keys = ["flex", "custom_ops"] + [k for k in ("quantization", "gpu_delegate") if sec.get(k) not in (None, False)]
     if not is_tflite:
         if not sec:
             return []
@@ -264,6 +264,15 @@ def tflite_rules(model: Model, policy: Policy) -> list[RuleResult]:
     if "quantization" in sec:
         kind = quantization_kind(model)
         out.append(RuleResult("tflite.quantization", kind == sec["quantization"], kind, sec["quantization"]))
+    if sec.get("gpu_delegate"):
+        from modeltool.ops.gpu_delegate import SOURCE, not_taken
+
+        ops = [n.op for n in model.graph.nodes] if model.graph is not None else []
+        left = not_taken(ops)
+        measured = ", ".join(f"{op} x{n}" for op, n in sorted(left.items())) or "none"
+        out.append(RuleResult("tflite.gpu_delegate", not left, measured, "every op taken by LiteRT's GPU delegate",
+                              f"ops outside the delegate's parser table ({SOURCE}) run on the CPU"
+                              if left else ""))  # fmt: skip
     return out
 
 

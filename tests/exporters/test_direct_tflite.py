@@ -228,3 +228,21 @@ def test_dynamic_range_weights_match_the_tflite_converter(tmp_path):
         interpreter, sigs = _litert(path)
         outs.append(list(interpreter.get_signature_runner("serving_default")(pixels=x).values())[0])
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-3)
+
+
+def test_zero_padding_that_is_same_padding_folds_into_the_convolution(tmp_path):
+    """MobileNet's `correct_pad` ((0, 1) before a stride-2 3x3 convolution) is exactly SAME: the PAD
+    goes; a padding SAME would not make ((1, 1) here) stays a PAD."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((16, 16, 3), name="pixels")
+    a = keras.layers.Conv2D(4, 3, strides=2)(keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(inp))
+    b = keras.layers.Conv2D(4, 3, strides=2)(keras.layers.ZeroPadding2D(((1, 1), (1, 1)))(inp))
+    src = tmp_path / "pad.keras"
+    keras.Model(inp, keras.layers.Concatenate()([a, b])).save(src)
+    dst = str(tmp_path / "pad.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct"))
+    assert report.passed, report.render()
+    assert _ops(dst).count("PAD") == 1, _ops(dst)
+    assert any("zero paddings folded" in f for f in report.details["fixes"]), report.details

@@ -87,6 +87,21 @@ def test_tflite_quantization_kinds(converted) -> None:
     assert _rules(check_model(converted["dynamic"], policy))["tflite.quantization"] is False
 
 
+def test_gpu_delegate_rule_lists_the_ops_the_delegate_does_not_take(converted) -> None:
+    """The conv fixture's TFLite holds ops outside the GPU delegate's parser table (its transposed
+    convolution reads the batch with SHAPE, a global max pooling is REDUCE_MAX): named with their
+    counts. The dense model's ops are all taken."""
+    policy = validate({"tflite": {"gpu_delegate": True}})
+    report = check_model(converted["tflite"], policy)
+    rule = next(r for r in report.rules if r.id == "tflite.gpu_delegate")
+    assert rule.passed is False and "SHAPE x1" in rule.measured and "REDUCE_MAX x1" in rule.measured, rule
+    assert "model_builder.cc" in rule.detail
+    wide = str(converted["tmp"] / "wide.tflite")
+    assert convert(str(converted["tmp"] / "wide.keras"), wide, ConvertOptions()).written
+    assert _rules(check_model(wide, policy))["tflite.gpu_delegate"] is True
+    assert "tflite.gpu_delegate" not in _rules(check_model(converted["tflite"], validate({})))
+
+
 def test_flex_ops_and_nan_weights_fail(tmp_path) -> None:
     import h5py
 

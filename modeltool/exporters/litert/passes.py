@@ -25,6 +25,9 @@ ACTIVATIONS = {"RELU": FUSED["RELU"], "RELU6": FUSED["RELU6"]}
 def run_all(model: LiteModel) -> list[str]:
     """Every rewrite in order; returns what was done, for the report."""
     done = []
+    padded = fold_padding(model)
+    if padded:
+        done.append(f"{padded} zero paddings folded into the convolution after them (SAME)")
     folded = fold_batchnorm(model)
     if folded:
         done.append(f"{folded} BatchNormalization scale/shift pairs folded into the preceding op")
@@ -81,6 +84,47 @@ def fold_batchnorm(model: LiteModel) -> int:
             producers[op.outputs[0]] = first
             removed.add(id(op))
         model.operators = [op for op in model.operators if id(op) not in removed]
+    return count
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TFLite's (and TensorFlow's) SAME: the odd pixel of padding at the end."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def fold_padding(model: LiteModel) -> int:
+    """A PAD of zeros on height and width right before a VALID convolution becomes the
+    convolution's SAME padding when it pads exactly as SAME would (MobileNet's `correct_pad`
+    before its strided convolutions)."""
+    from modeltool.exporters.litert.conv import PADDING
+
+    count = 0
+    producers, consumers = model.producers(), model.consumers()
+    removed: set[int] = set()
+    for op in model.operators:
+        if op.op not in ("CONV_2D", "DEPTHWISE_CONV_2D") or op.options.padding != PADDING["valid"]:
+            continue
+        pad = producers.get(op.inputs[0])
+        if pad is None or pad.op != "PAD" or not _single_use(model, op.inputs[0], consumers):
+            continue
+        pairs, weights = model.value(pad.inputs[1]), model.value(op.inputs[1])
+        shape = model.tensors[pad.inputs[0]].shape
+        if pairs is None or weights is None or len(shape) != 4 or any(d is None for d in shape[1:3]):
+            continue
+        if pairs.shape != (4, 2) or pairs[0].any() or pairs[3].any():
+            continue
+        o = op.options
+        same = [_same_pads(int(shape[1]), weights.shape[1], o.strideH, o.dilationHFactor),
+                _same_pads(int(shape[2]), weights.shape[2], o.strideW, o.dilationWFactor)]  # fmt: skip
+        if [tuple(int(v) for v in pairs[1]), tuple(int(v) for v in pairs[2])] != same:
+            continue
+        op.inputs[0] = pad.inputs[0]
+        o.padding = PADDING["same"]
+        removed.add(id(pad))
+        count += 1
+    model.operators = [op for op in model.operators if id(op) not in removed]
     return count
 
 
