@@ -110,7 +110,7 @@ class KerasSource(Source):
         target but ONNX and TFLite by their direct routes starts from the Keras model: built here (the
         rebuild step)."""
         via = getattr(options, "via", "auto")
-        if target.value == "tflite" and (via == "direct" or (via == "auto" and self._lowered())):
+        if target.value == "tflite" and (via == "direct" or (via == "auto" and self._lowered(options))):
             return self  # the direct TFLite route writes from the IR (it builds the model only if it falls back)
         if not (target.value == "onnx" and getattr(options, "via", "auto") != "tf"):
             if target.value in ("tflite", "savedmodel", "pb", "checkpoint"):
@@ -131,13 +131,18 @@ class KerasSource(Source):
         context.warnings.append("RNN layers unrolled over their fixed timesteps to stay within TFLite builtin ops")
         return unrolled
 
-    def _lowered(self) -> bool:
-        """Every layer's class has a direct TFLite lowering (its configuration is checked when written)."""
+    def _lowered(self, options: ConvertOptions) -> bool:
+        """Every layer's class has a direct TFLite lowering (its configuration is checked when written),
+        and recurrent layers have a known number of steps to be unrolled over."""
         from modeltool.keras.layers import lowered
 
         graph = self.ir.graph
         if graph is None or self.unrolled_from is not None or not graph.nodes:
             return False
+        if has_rnn(self.ir):
+            shapes = [options.input_shapes.get(s.name, s.shape) for s in graph.inputs]
+            if any(s is None or any(d is None for d in s[1:]) for s in shapes):
+                return False
         custom = {name.split(">")[-1] for name in self.custom}
         return all(node.op == "InputLayer" or (lowered(node.op) and node.op not in custom)
                    for _, node in graph.walk() if node.subgraph is None)  # fmt: skip

@@ -22,7 +22,8 @@ from tests.exporters.conftest import WRITER_ATOL, WRITER_RTOL, assert_matches_wr
 DIRECT = ["keras3/conv_bn.keras", "keras3/sequential_mlp.keras", "keras3/reshaping.keras",
           "keras3/functional_multi_io.keras", "keras3/nested.keras", "keras3/shared_layers.keras",
           "keras3/normalization.keras", "keras2/conv_bn.h5", "keras2/sequential_mlp.h5", "keras2/reshaping.h5",
-          "keras2/functional_multi_io.h5", "keras2/nested.h5", "keras2/shared_layers.h5"]  # fmt: skip
+          "keras2/functional_multi_io.h5", "keras2/nested.h5", "keras2/shared_layers.h5", "keras3/rnn_text.keras",
+          "keras2/rnn_text.h5"]  # fmt: skip
 
 
 def _litert(path: str) -> tuple[object, dict]:
@@ -133,15 +134,52 @@ def test_int8_goes_to_the_tensorflow_route_under_auto_and_is_refused_direct(tmp_
     assert not (tmp_path / "d.tflite").exists()
 
 
-def test_recurrent_model_takes_the_tensorflow_route_under_auto(tmp_path):
-    report = convert(FIXTURES / "keras3/rnn_text.keras", str(tmp_path / "m.tflite"))
+def test_uncovered_layer_takes_the_tensorflow_route_under_auto(tmp_path):
+    """Conv3D has no TFLite lowering (TFLite's CONV_3D aside, its pooling needs Flex ops)."""
+    report = convert(FIXTURES / "keras3/conv_1d_3d.keras", str(tmp_path / "m.tflite"), ConvertOptions(allow_flex=True))
     assert report.details["route"] == "tf", report.render()
-    assert "no TFLite lowering" in report.details["route_reason"]
+    assert "no TFLite lowering" in report.details["route_reason"] and "Conv3D" in report.details["route_reason"]
+
+
+RECURRENT = """
+import sys, keras
+keras.utils.set_random_seed(7)
+inp = keras.Input((6, 5), name="steps")
+a = keras.layers.LSTM(4, return_sequences=True, go_backwards=True)(inp)
+b, h, c = keras.layers.LSTM(3, return_state=True, recurrent_activation="hard_sigmoid")(a)
+g1 = keras.layers.GRU(4, reset_after=False, return_sequences=True)(inp)
+g2 = keras.layers.Bidirectional(keras.layers.GRU(3), merge_mode="sum")(g1)
+s = keras.layers.SimpleRNN(2, activation="relu")(keras.layers.Bidirectional(
+    keras.layers.LSTM(2, return_sequences=True))(inp))
+out = keras.layers.Concatenate(name="features")([b, h, c, g2, s])
+keras.Model(inp, out).save(sys.argv[1])
+"""
+
+
+def test_recurrent_layers_unrolled_compute_what_keras_computes(tmp_path):
+    """LSTM (go_backwards, return_state, hard sigmoid gates), GRU without reset_after, Bidirectional
+    (sum and concat), SimpleRNN with relu: unrolled into builtin ops, checked against Keras itself."""
+    import subprocess
+    import sys
+
+    import keras
+
+    src = tmp_path / "rnn.keras"
+    subprocess.run([sys.executable, "-c", RECURRENT, str(src)], check=True, capture_output=True, timeout=300)
+    dst = str(tmp_path / "rnn.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct"))
+    assert report.passed and report.details["route"] == "direct", report.render()
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in _ops(dst) and "WHILE" not in _ops(dst)
+    x = np.random.default_rng(8).standard_normal((3, 6, 5)).astype("float32")
+    interpreter, _ = _litert(dst)
+    got = interpreter.get_signature_runner("serving_default")(steps=x)["features"]
+    want = np.asarray(keras.saving.load_model(src, compile=False)(x, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
 
 
 def test_via_direct_names_the_layer_it_cannot_write(tmp_path):
     dst = tmp_path / "m.tflite"
-    result = run_cli("convert", str(FIXTURES / "keras3/rnn_text.keras"), str(dst), "--via", "direct")
+    result = run_cli("convert", str(FIXTURES / "keras3/conv_1d_3d.keras"), str(dst), "--via", "direct")
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1, line

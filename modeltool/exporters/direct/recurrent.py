@@ -71,7 +71,7 @@ def _activations(cls: str, cfg: dict[str, Any], generation: int) -> list[tuple[s
     return [gate, act, act] if KINDS[cls][0] == "LSTM" else [gate, act]
 
 
-def _keras_arrays(layer: Layer, cls: str, cfg: dict, weights: list[Weight], in_dim: int) -> list[np.ndarray]:
+def keras_arrays(layer: Layer, cls: str, cfg: dict, weights: list[Weight], in_dim: int) -> list[np.ndarray]:
     """(kernel, recurrent_kernel, bias or None) of one direction in Keras 3's layout; CuDNN layouts
     converted here, where the CuDNN layer becomes an LSTM/GRU (as the rebuild converts them)."""
     from modeltool.keras.legacy_arrays import convert_layer_arrays
@@ -112,7 +112,7 @@ def _onnx_arrays(cls: str, cfg: dict, kernel: np.ndarray, recurrent: np.ndarray,
     return kernel.T, recurrent.T, np.concatenate([input_bias, recurrent_bias])
 
 
-def _direction_weights(layer: Layer) -> tuple[list[Weight], list[Weight]]:
+def direction_weights(layer: Layer) -> tuple[list[Weight], list[Weight]]:
     """A Bidirectional layer's weights split into (forward, backward)."""
     back = [w for w in layer.weights if "backward" in w.name]
     if back:
@@ -128,7 +128,7 @@ def _op(ctx: Context, layer: Layer, cls: str, cfgs: list[dict], weight_sets: lis
     in_dim = x.shape[-1]
     if in_dim is None:
         raise layer.refuse("the feature size of the input is unknown")
-    per_dir = [_onnx_arrays(cls, c, *_keras_arrays(layer, cls, c, w, in_dim)) for c, w in zip(cfgs, weight_sets)]
+    per_dir = [_onnx_arrays(cls, c, *keras_arrays(layer, cls, c, w, in_dim)) for c, w in zip(cfgs, weight_sets)]
     units = int(cfgs[0]["units"])
     if any(int(c["units"]) != units for c in cfgs):
         raise layer.refuse("forward and backward layers of different sizes")
@@ -179,7 +179,7 @@ def _masked(ctx: Context, layer: Layer, cls: str, cfg: dict, weights: list[Weigh
     in_dim, units = x.shape[-1], int(cfg["units"])
     if in_dim is None:
         raise layer.refuse("the feature size of the input is unknown")
-    w, r, b = _onnx_arrays(cls, cfg, *_keras_arrays(layer, cls, cfg, weights, in_dim))
+    w, r, b = _onnx_arrays(cls, cfg, *keras_arrays(layer, cls, cfg, weights, in_dim))
     n_states = 2 if op == "LSTM" else 1
     if states and len(states) != n_states:
         raise layer.refuse(f"{len(states)} initial states for {op}")
@@ -272,7 +272,7 @@ def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
     if forward.get("go_backwards"):
         raise layer.refuse("a forward layer with go_backwards=True")
     x = _time_major(ctx, layer, inputs[0])
-    fw, bw = _direction_weights(layer)
+    fw, bw = direction_weights(layer)
     if x.mask is not None:
         return _masked_bidirectional(ctx, layer, cls, (forward, backward), (fw, bw), x, inputs[1:])
     outs = _op(ctx, layer, cls, [forward, backward], [fw, bw], x, inputs[1:], "bidirectional")

@@ -61,6 +61,13 @@ class LiteContext:
         self.model.add(op, [self.index(i) for i in inputs], [self.by_name[out.name]], opts, version)
         return out
 
+    def ops(self, op: str, inputs: list[Value | int], shapes: list[tuple], dtype: str = "float32",
+            opts: Any = None) -> list[Value]:  # fmt: skip
+        """One operator with several outputs (SPLIT, UNPACK), one per shape."""
+        outs = [self.tensor(op.lower(), shape, dtype) for shape in shapes]
+        self.model.add(op, [self.index(i) for i in inputs], [self.by_name[o.name] for o in outs], opts)
+        return outs
+
     def const(self, value: Any, role: str = "const", dtype: str | None = None) -> int:
         array = np.asarray(value, dtype=dtype) if dtype else np.asarray(value)
         if array.dtype == np.float64:

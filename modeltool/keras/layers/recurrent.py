@@ -61,7 +61,7 @@ def _rnn(class_name: str):
 
 
 for _name in RNN_GATES:
-    family.declare(_name, onnx="recurrent:recurrent")(_rnn(_name))
+    family.declare(_name, onnx="recurrent:recurrent", tflite="recurrent:recurrent")(_rnn(_name))
 
 
 def inner_layer(cfg: dict, key: str = "layer") -> tuple[str, dict]:
@@ -69,7 +69,7 @@ def inner_layer(cfg: dict, key: str = "layer") -> tuple[str, dict]:
     return inner["class_name"], inner.get("config", {})
 
 
-@family.declare("Bidirectional", onnx="recurrent:bidirectional")
+@family.declare("Bidirectional", onnx="recurrent:bidirectional", tflite="recurrent:bidirectional")
 def _bidirectional(cfg, shapes):
     s = first(shapes)
     cls, inner = inner_layer(cfg)

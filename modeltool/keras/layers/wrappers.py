@@ -13,7 +13,7 @@ from modeltool.keras.layers.spec import (
 family = Family("wrappers")
 
 
-@family.declare("TimeDistributed", onnx="wrappers:time_distributed", mask=True)
+@family.declare("TimeDistributed", onnx="wrappers:time_distributed", mask=True, tflite="wrappers:time_distributed")
 def _time_distributed(cfg, shapes):
     s = first(shapes)
     cls, inner = inner_layer(cfg)
