@@ -19,7 +19,15 @@ from modeltool.convert import convert
 from modeltool.errors import UnsupportedError, UsageError
 from modeltool.options import ConvertOptions
 from tests.conftest import CORPUS, FIXTURES, ROOT, requires_corpus, run_cli
-from tests.exporters.conftest import CUSTOM_OBJECTS, KERAS2, KERAS3, WRITER_ATOL, WRITER_RTOL, assert_matches_writer
+from tests.exporters.conftest import (
+    CUSTOM_OBJECTS,
+    KERAS2,
+    KERAS3,
+    WRITER_ATOL,
+    WRITER_RTOL,
+    assert_matches_writer,
+    trained_looking,
+)
 
 SOURCES = [FIXTURES / "keras3" / n for n in KERAS3] + [FIXTURES / "keras2" / n for n in KERAS2]
 
@@ -322,12 +330,7 @@ def test_application_direct_against_tensorflow_route(name, tmp_path):
     size = APPLICATIONS[name]
     keras.utils.set_random_seed(1)
     model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
-    rng = np.random.default_rng(2)
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            w = layer.get_weights()
-            layer.set_weights([*w[:-2], (rng.standard_normal(w[-2].shape) * 0.1).astype("float32"),
-                               rng.uniform(0.5, 1.5, w[-1].shape).astype("float32")])  # fmt: skip
+    trained_looking(model)
     src = tmp_path / f"{name}.keras"
     model.save(src)
     direct = convert(src, str(tmp_path / "d.onnx"), ConvertOptions(via="direct", batch=1))

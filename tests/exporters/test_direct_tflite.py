@@ -16,7 +16,7 @@ import pytest
 from modeltool.convert import convert
 from modeltool.options import ConvertOptions
 from tests.conftest import FIXTURES, run_cli
-from tests.exporters.conftest import WRITER_ATOL, WRITER_RTOL, assert_matches_writer
+from tests.exporters.conftest import WRITER_ATOL, WRITER_RTOL, assert_matches_writer, trained_looking
 
 #: fixtures every layer of which has a TFLite lowering
 DIRECT = ["keras3/conv_bn.keras", "keras3/sequential_mlp.keras", "keras3/reshaping.keras",
@@ -209,12 +209,7 @@ def test_application_converts_directly_and_matches_keras(name, tmp_path):
     size = APPLICATIONS[name]
     keras.utils.set_random_seed(1)
     model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
-    rng = np.random.default_rng(2)
-    for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            w = layer.get_weights()
-            layer.set_weights([*w[:-2], (rng.standard_normal(w[-2].shape) * 0.1).astype("float32"),
-                               rng.uniform(0.5, 1.5, w[-1].shape).astype("float32")])  # fmt: skip
+    trained_looking(model)
     src = tmp_path / f"{name}.keras"
     model.save(src)
     dst = str(tmp_path / f"{name}.tflite")

@@ -142,7 +142,7 @@ def repeat_vector(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
 def rescaling(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     """x * scale + offset (scalars, or per channel on the last axis)."""
     x = inputs[0]
-    scale, offset = _number(layer, "scale", 1.0), _number(layer, "offset", 0.0)
+    scale, offset = number(layer, "scale", 1.0), number(layer, "offset", 0.0)
     name = x.name
     if not (scale.size == 1 and float(scale) == 1.0):
         name = ctx.op("Mul", [name, activations.per_axis_constant(ctx, x, scale, -1, "scale")])
@@ -151,7 +151,8 @@ def rescaling(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     return [x.but(name=name)]
 
 
-def _number(layer: Layer, key: str, default: float) -> np.ndarray:
+def number(layer: Layer, key: str, default: float) -> np.ndarray:
+    """A config value that is a number or a list of numbers (or a serialized array) as float32."""
     value = layer.config.get(key, default)
     if isinstance(value, dict):  # a serialized array
         value = value.get("config", {}).get("value", value)
@@ -170,7 +171,7 @@ def normalization(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
     if layer.has("mean"):
         mean, variance = layer.array("mean"), layer.array("variance")
     elif layer.config.get("mean") is not None:
-        mean, variance = _number(layer, "mean", 0.0), _number(layer, "variance", 1.0)
+        mean, variance = number(layer, "mean", 0.0), number(layer, "variance", 1.0)
     else:
         raise layer.refuse("neither adapted state nor mean/variance in the config")
     sizes = [x.shape[a] for a in keep]

@@ -22,7 +22,7 @@ def _axes(value: object, rank: int) -> list[int]:
     return sorted(int(a) % rank for a in axes)  # type: ignore[arg-type]
 
 
-def _affine(layer: Layer, size: int) -> tuple[np.ndarray, np.ndarray]:
+def affine(layer: Layer, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(gamma, beta) with their defaults when `scale`/`center` is off."""
     cfg = layer.config
     gamma = layer.array("gamma") if cfg.get("scale", True) and layer.has("gamma") else np.ones(size, np.float32)
@@ -36,7 +36,7 @@ def batch_normalization(ctx: Context, layer: Layer, inputs: list[Value]) -> list
     eps = float(layer.config.get("epsilon", 1e-3))
     mean = layer.array("moving_mean").astype(np.float32)
     var = layer.array("moving_variance").astype(np.float32)
-    gamma, beta = _affine(layer, mean.size)
+    gamma, beta = affine(layer, mean.size)
     if len(axes) == 1 and x.axis(axes[0]) == 1 and mean.ndim == 1:
         name = ctx.op("BatchNormalization", [x, ctx.const(gamma, "gamma"), ctx.const(beta, "beta"),
                                              ctx.const(mean.reshape(-1), "moving_mean"),
@@ -67,7 +67,7 @@ def layer_normalization(ctx: Context, layer: Layer, inputs: list[Value]) -> list
     if any(s is None for s in sizes):
         raise layer.refuse("normalized axes of unknown size")
     size = int(np.prod(sizes))
-    gamma, beta = _affine(layer, size)
+    gamma, beta = affine(layer, size)
     held = sorted(x.axis(a) for a in axes)
     trailing = held == list(range(x.rank - len(axes), x.rank))
     stats = np.asarray(gamma).reshape(sizes), np.asarray(beta).reshape(sizes)
@@ -115,7 +115,7 @@ def group_normalization(ctx: Context, layer: Layer, inputs: list[Value]) -> list
     ones, zeros = np.ones(groups, np.float32), np.zeros(groups, np.float32)
     normed = ctx.op("InstanceNormalization", [grouped, ctx.const(ones), ctx.const(zeros)], epsilon=eps)
     back = ctx.op("Reshape", [normed, ctx.op("Shape", [x])])
-    gamma, beta = _affine(layer, channels)
+    gamma, beta = affine(layer, channels)
     shape = broadcast_shape(x, [axis], [channels])
     name = ctx.op("Add", [ctx.op("Mul", [back, ctx.const(gamma.reshape(shape), "gamma")]),
                           ctx.const(beta.reshape(shape), "beta")])  # fmt: skip

@@ -256,7 +256,9 @@ def recurrent(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     return [result] + [Value(ctx.squeeze(s, [0]), (batch, units), "float32") for s in outs[1:]]
 
 
-def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+def bidirectional_configs(layer: Layer) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(class, forward config, backward config) of a Bidirectional layer, refused where Keras's
+    pairing is not the plain one (another class backward, a forward layer going backwards)."""
     cfg = layer.config
     inner = cfg.get("layer") or {}
     cls = inner.get("class_name")
@@ -267,10 +269,16 @@ def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value
     backward = cell_config(cls, backward_entry.get("config") or {}) if isinstance(backward_entry, dict) else forward
     if isinstance(backward_entry, dict) and backward_entry.get("class_name") != cls:
         raise layer.refuse("forward and backward layers of different classes")
-    check(cls, forward, layer)
-    check(cls, backward, layer)
     if forward.get("go_backwards"):
         raise layer.refuse("a forward layer with go_backwards=True")
+    return cls, forward, backward
+
+
+def bidirectional(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    cfg = layer.config
+    cls, forward, backward = bidirectional_configs(layer)
+    check(cls, forward, layer)
+    check(cls, backward, layer)
     x = _time_major(ctx, layer, inputs[0])
     fw, bw = direction_weights(layer)
     if x.mask is not None:

@@ -16,25 +16,30 @@ from modeltool.keras import layers as keras_layers
 LAST_AXIS = {"Dense", "Activation", "Dropout", "LayerNormalization", "ReLU", "LeakyReLU", "ELU", "Softmax"}
 
 
-def time_distributed(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+def wrapped(layer: Layer, input_shape: tuple) -> tuple[Layer, bool]:
+    """The layer a TimeDistributed wraps, as a layer call on `input_shape` (its weights, its output
+    shapes), and whether it acts on the last axis only (then it applies to the whole sequence)."""
     inner = layer.config.get("layer") or {}
     cls, cfg = inner.get("class_name"), inner.get("config") or {}
+    info = keras_layers.infer(cls, cfg, [input_shape])
+    call = Layer(layer.path, layer.weights_path, cls, cfg, layer.generation, layer.weights,
+                 info.output_shapes if info else [])  # fmt: skip
+    return call, cls in LAST_AXIS and (cls != "LayerNormalization" or cfg.get("axis", -1) in (-1, [-1]))
+
+
+def time_distributed(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
-    if cls in LAST_AXIS and (cls != "LayerNormalization" or cfg.get("axis", -1) in (-1, [-1])):
-        shapes = keras_layers.infer(cls, cfg, [x.shape])
-        wrapped = Layer(layer.path, layer.weights_path, cls, cfg, layer.generation, layer.weights,
-                        shapes.output_shapes if shapes else [])  # fmt: skip
-        return ctx.dispatch(wrapped, [x])
+    whole, last_axis = wrapped(layer, x.shape)
+    if last_axis:
+        return ctx.dispatch(whole, [x])
+    cls = whole.cls
     x = logical(ctx, x)
     steps = x.shape[1]
     inner_shape = (None, *x.shape[2:])
     if any(d is None for d in x.shape[2:]):
         raise layer.refuse("a wrapped layer over steps of unknown shape")
-    info = keras_layers.infer(cls, cfg, [inner_shape])
     folded = Value(ctx.reshape(x, [-1, *x.shape[2:]]), inner_shape, x.dtype)
-    wrapped = Layer(layer.path, layer.weights_path, cls, cfg, layer.generation, layer.weights,
-                    info.output_shapes if info else [])  # fmt: skip
-    outs = ctx.dispatch(wrapped, [folded])
+    outs = ctx.dispatch(wrapped(layer, inner_shape)[0], [folded])
     if len(outs) != 1:
         raise layer.refuse(f"a wrapped {cls} with {len(outs)} outputs")
     y = logical(ctx, outs[0])

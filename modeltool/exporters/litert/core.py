@@ -7,6 +7,7 @@ import numpy as np
 
 from modeltool.exporters.direct.builder import Value
 from modeltool.exporters.direct.context import Layer
+from modeltool.exporters.direct.core import number
 from modeltool.exporters.litert import activations
 from modeltool.exporters.litert.context import BINARY_OPTIONS, LiteContext, options
 
@@ -82,22 +83,13 @@ def repeat_vector(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[V
 def rescaling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     """x * scale + offset (scalars, or per channel on the last axis)."""
     x = inputs[0]
-    scale, offset = _number(layer, "scale", 1.0), _number(layer, "offset", 0.0)
+    scale, offset = number(layer, "scale", 1.0), number(layer, "offset", 0.0)
     if not (scale.size == 1 and float(scale.reshape(-1)[0]) == 1.0):
         x = ctx.binary("MUL", x, ctx.const(scale.reshape(-1) if scale.size > 1 else scale.reshape(()), "scale"))
     if not (offset.size == 1 and float(offset.reshape(-1)[0]) == 0.0):
         x = ctx.binary("ADD", x, ctx.const(offset.reshape(-1) if offset.size > 1 else offset.reshape(()), "offset"))
     return [x]
 
-
-def _number(layer: Layer, key: str, default: float) -> np.ndarray:
-    value = layer.config.get(key, default)
-    if isinstance(value, dict):  # a serialized array
-        value = value.get("config", {}).get("value", value)
-    try:
-        return np.asarray(value, np.float32)
-    except (TypeError, ValueError):
-        raise layer.refuse(f"{key}={value!r} is not a number or a list of numbers") from None
 
 
 def layer_scale(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from modeltool.exporters.direct.builder import Value
 from modeltool.exporters.direct.context import Layer
+from modeltool.exporters.direct.normalization import affine
 from modeltool.exporters.litert.context import LiteContext, options
 
 #: keras.layers.Normalization's floor on the standard deviation
@@ -25,20 +26,13 @@ def _last_axis(layer: Layer, x: Value) -> None:
         raise layer.refuse(f"normalizing over axis {axis} (the direct TFLite route lowers the last axis)")
 
 
-def _affine(layer: Layer, size: int) -> tuple[np.ndarray, np.ndarray]:
-    cfg = layer.config
-    gamma = layer.array("gamma") if cfg.get("scale", True) and layer.has("gamma") else np.ones(size, np.float32)
-    beta = layer.array("beta") if cfg.get("center", True) and layer.has("beta") else np.zeros(size, np.float32)
-    return gamma.astype(np.float32).reshape(-1), beta.astype(np.float32).reshape(-1)
-
-
 def batch_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
     _last_axis(layer, x)
     eps = float(layer.config.get("epsilon", 1e-3))
     mean = layer.array("moving_mean").astype(np.float32).reshape(-1)
     var = layer.array("moving_variance").astype(np.float32).reshape(-1)
-    gamma, beta = _affine(layer, mean.size)
+    gamma, beta = affine(layer, mean.size)
     scale = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
     shift = (beta - mean * scale).astype(np.float32)
     return [ctx.binary("ADD", ctx.binary("MUL", x, ctx.const(scale, "scale")), ctx.const(shift, "shift"))]
@@ -54,7 +48,7 @@ def layer_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> 
     if size is None:
         raise layer.refuse("the normalized axis has an unknown size")
     eps = float(layer.config.get("epsilon", 1e-3))
-    gamma, beta = _affine(layer, size)
+    gamma, beta = affine(layer, size)
     axis, stats = ctx.ints([x.rank - 1]), (*x.shape[:-1], 1)
     mean = ctx.op("MEAN", [x, axis], stats, opts=options("ReducerOptions", keepDims=True))
     centered = ctx.binary("SUB", x, mean)

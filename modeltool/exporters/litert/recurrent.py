@@ -21,7 +21,13 @@ import numpy as np
 from modeltool.exporters.direct.activations import activation_name
 from modeltool.exporters.direct.builder import Value
 from modeltool.exporters.direct.context import Layer
-from modeltool.exporters.direct.recurrent import KINDS, cell_config, direction_weights, keras_arrays
+from modeltool.exporters.direct.recurrent import (
+    KINDS,
+    bidirectional_configs,
+    cell_config,
+    direction_weights,
+    keras_arrays,
+)
 from modeltool.exporters.litert.activations import ELEMENTWISE
 from modeltool.exporters.litert.context import LiteContext, options
 from modeltool.ir import Weight
@@ -145,17 +151,7 @@ def recurrent(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
 
 def bidirectional(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     cfg = layer.config
-    inner = cfg.get("layer") or {}
-    cls = inner.get("class_name")
-    if cls not in KINDS:
-        raise layer.refuse(f"Bidirectional around {cls}")
-    forward = cell_config(cls, inner.get("config") or {})
-    backward_entry = cfg.get("backward_layer")
-    backward = cell_config(cls, backward_entry.get("config") or {}) if isinstance(backward_entry, dict) else forward
-    if isinstance(backward_entry, dict) and backward_entry.get("class_name") != cls:
-        raise layer.refuse("forward and backward layers of different classes")
-    if forward.get("go_backwards"):
-        raise layer.refuse("a forward layer with go_backwards=True")
+    cls, forward, backward = bidirectional_configs(layer)
     x = inputs[0]
     _check(layer, forward, x)
     _check(layer, backward, x)
