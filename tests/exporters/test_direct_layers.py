@@ -1,9 +1,11 @@
-"""The direct ONNX exporter, layer family by layer family, against Keras itself.
+"""The direct ONNX and TFLite exporters, layer family by layer family, against Keras itself.
 
 Each case is a small Keras 3 model built here (random weights, and trained-looking statistics where
 the initial ones would hide a mistake: BatchNormalization, Normalization), saved as `.keras`, read by
-modeltool and written by the direct route. The expected numbers are Keras's own `model(x)` on the
-same inputs; onnxruntime runs the written file. Keras 1/2 meanings are checked against tf_keras.
+modeltool and written by the direct ONNX route and, where every layer has a TFLite lowering, by the
+direct TFLite route too (the two routes walk the same IR with the same layer declarations). The
+expected numbers are Keras's own `model(x)` on the same inputs; onnxruntime and LiteRT run the
+written files. Keras 1/2 meanings are checked against tf_keras.
 """
 
 from __future__ import annotations
@@ -48,7 +50,34 @@ def _check(tmp_path, model, *inputs, atol=WRITER_ATOL, rtol=WRITER_RTOL, **kw):
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=atol, rtol=rtol)
+    if not kw:
+        for g, w in zip(_tflite_outputs(path, inputs) or [], want):
+            np.testing.assert_allclose(g, w, atol=atol, rtol=rtol, err_msg="direct TFLite route")
     return built
+
+
+def _tflite_outputs(path, inputs):
+    """The direct TFLite file's outputs in LiteRT, or None where the route does not write the model
+    (a layer without a lowering, or a configuration its lowering refuses: `auto` falls back then)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    import modeltool
+    from modeltool.exporters.direct.context import NotCovered
+    from modeltool.exporters.litert.export import build
+    from modeltool.sources.keras import ir_boundary_names
+
+    ir = modeltool.load(path)
+    names = ir_boundary_names(ir)
+    try:
+        built = build(ir, names)
+    except NotCovered:
+        return None
+    out = path.with_suffix(".tflite")
+    out.write_bytes(built.data)
+    runner = Interpreter(model_path=str(out)).get_signature_runner("serving_default")
+    feed = {n: np.asarray(x) for n, x in zip(names[0], inputs)}
+    result = runner(**feed)
+    return [result[n] for n in names[1]]
 
 
 def _x(*shape, dtype="float32"):

@@ -78,3 +78,12 @@ def normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[V
     inv = (1.0 / np.maximum(np.sqrt(variance.astype(np.float32)), np.float32(EPSILON))).astype(np.float32)
     centered = ctx.binary("SUB", x, ctx.const(mean.astype(np.float32), "mean"))
     return [ctx.binary("MUL", centered, ctx.const(inv, "inv_std"))]
+
+
+def unit_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """x * rsqrt(max(sum(x^2), 1e-12)) over the last axis (Keras's UnitNormalization)."""
+    x = inputs[0]
+    _last_axis(layer, x)
+    squares = ctx.op("SUM", [ctx.binary("MUL", x, x), ctx.ints([x.rank - 1])], (*x.shape[:-1], 1),
+                     opts=options("ReducerOptions", keepDims=True))  # fmt: skip
+    return [ctx.binary("MUL", x, ctx.unary("RSQRT", ctx.binary("MAXIMUM", squares, ctx.scalar(1e-12))), x.shape)]

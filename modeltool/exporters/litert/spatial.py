@@ -60,3 +60,25 @@ def upsampling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Valu
         opts = options("ResizeBilinearOptions", alignCorners=False, halfPixelCenters=True)
         return [ctx.op("RESIZE_BILINEAR", [x, size], shape, x.dtype, opts, version=3)]
     raise layer.refuse(f"interpolation={mode!r} is not lowered")
+
+
+def resizing(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """Keras's Resizing to (height, width), without antialiasing: half-pixel centres, as
+    `image.resize` computes them."""
+    _channels_last(layer)
+    cfg = layer.config
+    if cfg.get("crop_to_aspect_ratio") or cfg.get("pad_to_aspect_ratio") or cfg.get("antialias"):
+        raise layer.refuse("crop_to_aspect_ratio, pad_to_aspect_ratio and antialias are not lowered")
+    x = inputs[0]
+    if x.rank != 4:
+        raise layer.refuse(f"rank-{x.rank} input (batched images only)")
+    size = ctx.ints([int(cfg["height"]), int(cfg["width"])])
+    shape = out_shape(layer)
+    mode = str(cfg.get("interpolation", "bilinear"))
+    if mode == "bilinear":
+        opts = options("ResizeBilinearOptions", alignCorners=False, halfPixelCenters=True)
+        return [ctx.op("RESIZE_BILINEAR", [x, size], shape, x.dtype, opts, version=3)]
+    if mode == "nearest":
+        opts = options("ResizeNearestNeighborOptions", alignCorners=False, halfPixelCenters=True)
+        return [ctx.op("RESIZE_NEAREST_NEIGHBOR", [x, size], shape, x.dtype, opts, version=3)]
+    raise layer.refuse(f"interpolation={mode!r} is not lowered")

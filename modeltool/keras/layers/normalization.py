@@ -67,6 +67,7 @@ def _normalization(cfg, shapes):
     )
 
 
-@family.declare("UnitNormalization", onnx="normalization:unit_normalization", mask=True)
+@family.declare("UnitNormalization", onnx="normalization:unit_normalization", mask=True,
+                tflite="normalization:unit_normalization")
 def _unit(cfg, shapes):
     return LayerInfo([first(shapes)])

@@ -62,7 +62,7 @@ for _r in (1, 2, 3):
                    tflite="spatial:upsampling" if _r < 3 else None)(_upsampling(_r))  # fmt: skip
 
 
-@family.declare("Resizing", onnx="spatial:resizing")
+@family.declare("Resizing", onnx="spatial:resizing", tflite="spatial:resizing")
 @family.declare("CenterCrop")
 def _resizing(cfg, shapes):
     s = first(shapes)
