@@ -15,6 +15,7 @@ and why.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from modeltool.deps import available
@@ -36,8 +37,12 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
 
         if source.kind == "keras":
             from modeltool.sources.keras import require_tensorflow_backend
+            from modeltool.targets import Target
 
             require_tensorflow_backend(source.path, f"the TensorFlow route ({reason})")
+            # a Keras source prepared for the direct route is prepared again for this one (its
+            # recurrent layers unrolled by Keras, its model built)
+            source = source.prepared(Target.TFLITE, replace(options, via="tf"), context)
         return {"route": "tf", "route_reason": reason, **tf_route.export(source, path, options, context)}
     with open(path, "wb") as f:
         f.write(built.data)
