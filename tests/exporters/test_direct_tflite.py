@@ -279,3 +279,32 @@ def test_zero_padding_that_is_same_padding_folds_into_the_convolution(tmp_path):
     assert report.passed, report.render()
     assert _ops(dst).count("PAD") == 1, _ops(dst)
     assert any("zero paddings folded" in f for f in report.details["fixes"]), report.details
+
+
+def test_channels_first_layers_pay_one_pair_of_transposes(tmp_path):
+    """A channels-first network (Keras 1/2 files written for Theano): each layer is lowered as its
+    channels-last twin between transposes, and the transposes between layers cancel; BatchNormalization
+    over axis 1 still folds into its convolution. Checked against Keras itself."""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    inp = keras.Input((3, 12, 12), name="pixels")
+    x = keras.layers.Conv2D(8, 3, padding="same", data_format="channels_first")(inp)
+    x = keras.layers.BatchNormalization(axis=1)(x)
+    x = keras.layers.MaxPooling2D(data_format="channels_first")(x)
+    x = keras.layers.Conv2D(4, 3, activation="relu", data_format="channels_first")(x)
+    x = keras.layers.ZeroPadding2D(1, data_format="channels_first")(x)
+    out = keras.layers.Dense(5, name="logits")(keras.layers.Flatten(data_format="channels_first")(x))
+    model = keras.Model(inp, out)
+    trained_looking(model)
+    src = tmp_path / "cf.keras"
+    model.save(src)
+    dst = str(tmp_path / "cf.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct"))
+    assert report.passed and report.details["route"] == "direct", report.render()
+    ops = _ops(dst)
+    assert ops.count("TRANSPOSE") == 1 and "MUL" not in ops, ops  # in once; Flatten reads channels-last
+    interpreter, _ = _litert(dst)
+    x = np.random.default_rng(9).standard_normal((2, 3, 12, 12)).astype("float32")
+    got = interpreter.get_signature_runner("serving_default")(pixels=x)["logits"]
+    np.testing.assert_allclose(got, np.asarray(model(x, training=False)), atol=1e-4, rtol=1e-4)

@@ -18,6 +18,7 @@ from modeltool.exporters.direct.conv import tuple_arg
 from modeltool.exporters.litert import activations
 from modeltool.exporters.litert.context import LiteContext, options
 from modeltool.exporters.litert.core import out_shape
+from modeltool.exporters.litert.layout import channels_first_aware
 
 PADDING = {"same": 0, "valid": 1}  # the schema's Padding enum
 
@@ -25,8 +26,6 @@ PADDING = {"same": 0, "valid": 1}  # the schema's Padding enum
 def _window(layer: Layer, x: Value) -> tuple[int, tuple[int, ...], tuple[int, ...], str]:
     """(spatial rank, strides, dilations, padding) of a 1-D or 2-D channels-last window."""
     cfg = layer.config
-    if (cfg.get("data_format") or "channels_last") != "channels_last":
-        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
     rank = x.rank - 2
     if rank not in (1, 2):
         raise layer.refuse(f"a {rank}-D window is not lowered")
@@ -71,6 +70,7 @@ def _bias(layer: Layer, size: int) -> np.ndarray:
     return np.zeros(size, np.float32)
 
 
+@channels_first_aware
 def conv(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
     rank, strides, dilations, padding = _window(layer, x)
@@ -99,6 +99,7 @@ def conv(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     return _finish(ctx, layer, y, rank)
 
 
+@channels_first_aware
 def depthwise(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
     rank, strides, dilations, padding = _window(layer, x)
@@ -123,6 +124,7 @@ def _depthwise_op(ctx: LiteContext, layer: Layer, x: Value, weight: np.ndarray, 
                   shape, opts=opts)  # fmt: skip
 
 
+@channels_first_aware
 def separable(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     """The depthwise convolution (strides, dilation and padding are its own), then a 1x1 CONV_2D."""
     x = inputs[0]
@@ -145,6 +147,7 @@ def separable(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
     return _finish(ctx, layer, y, rank)
 
 
+@channels_first_aware
 def conv_transpose(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     """TRANSPOSE_CONV with the output shape Keras computes (the batch read from the input at run
     time when it is open)."""

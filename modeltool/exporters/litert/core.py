@@ -10,6 +10,7 @@ from modeltool.exporters.direct.context import Layer
 from modeltool.exporters.direct.core import number
 from modeltool.exporters.litert import activations
 from modeltool.exporters.litert.context import BINARY_OPTIONS, LiteContext, options
+from modeltool.exporters.litert.layout import channels_first_aware
 
 
 def identity_layer(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
@@ -51,10 +52,9 @@ def embedding(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
     return [out]
 
 
+@channels_first_aware
 def flatten(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
-    if layer.config.get("data_format") == "channels_first" and x.rank > 2:
-        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
     if any(d is None for d in x.shape[1:]):
         raise layer.refuse("flattening dims of unknown size")
     return [ctx.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))]

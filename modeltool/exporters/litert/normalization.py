@@ -14,6 +14,7 @@ from modeltool.exporters.direct.builder import Value
 from modeltool.exporters.direct.context import Layer
 from modeltool.exporters.direct.normalization import affine
 from modeltool.exporters.litert.context import LiteContext, options
+from modeltool.exporters.litert.layout import channels_axis_aware
 
 #: keras.layers.Normalization's floor on the standard deviation
 EPSILON = 1e-7
@@ -26,6 +27,7 @@ def _last_axis(layer: Layer, x: Value) -> None:
         raise layer.refuse(f"normalizing over axis {axis} (the direct TFLite route lowers the last axis)")
 
 
+@channels_axis_aware
 def batch_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     x = inputs[0]
     _last_axis(layer, x)

@@ -25,6 +25,9 @@ ACTIVATIONS = {"RELU": FUSED["RELU"], "RELU6": FUSED["RELU6"]}
 def run_all(model: LiteModel) -> list[str]:
     """Every rewrite in order; returns what was done, for the report."""
     done = []
+    cancelled = cancel_transposes(model)
+    if cancelled:
+        done.append(f"{cancelled} pairs of transposes between channels-first layers cancelled")
     padded = fold_padding(model)
     if padded:
         done.append(f"{padded} zero paddings folded into the convolution after them (SAME)")
@@ -84,6 +87,33 @@ def fold_batchnorm(model: LiteModel) -> int:
             producers[op.outputs[0]] = first
             removed.add(id(op))
         model.operators = [op for op in model.operators if id(op) not in removed]
+    return count
+
+
+def cancel_transposes(model: LiteModel) -> int:
+    """TRANSPOSE then TRANSPOSE back (a channels-first layer's output read by the next one's input)
+    become nothing: readers of the second read the first's input."""
+    count = 0
+    producers, consumers = model.producers(), model.consumers()
+    replaced: dict[int, int] = {}
+    removed: set[int] = set()
+    for op in model.operators:
+        if op.op != "TRANSPOSE":
+            continue
+        first = producers.get(op.inputs[0])
+        if first is None or first.op != "TRANSPOSE" or id(first) in removed:
+            continue
+        p1, p2 = model.value(first.inputs[1]), model.value(op.inputs[1])
+        if p1 is None or p2 is None or list(p1[p2]) != list(range(len(p1))) or op.outputs[0] in model.outputs:
+            continue
+        replaced[op.outputs[0]] = first.inputs[0]
+        removed.add(id(op))
+        if len(consumers.get(first.outputs[0], [])) == 1 and first.outputs[0] not in model.outputs:
+            removed.add(id(first))
+        count += 1
+    model.operators = [op for op in model.operators if id(op) not in removed]
+    for op in model.operators:
+        op.inputs = [replaced.get(t, t) for t in op.inputs]
     return count
 
 

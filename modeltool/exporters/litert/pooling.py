@@ -12,14 +12,14 @@ from modeltool.exporters.direct.conv import tuple_arg
 from modeltool.exporters.litert.context import LiteContext, options
 from modeltool.exporters.litert.conv import PADDING
 from modeltool.exporters.litert.core import out_shape
+from modeltool.exporters.litert.layout import channels_first_aware
 
 
+@channels_first_aware
 def pooling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     cfg = layer.config
     x = inputs[0]
     rank = x.rank - 2
-    if (cfg.get("data_format") or "channels_last") != "channels_last":
-        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
     padding = str(cfg.get("padding", "valid")).lower()
     if padding not in PADDING:
         raise layer.refuse(f"padding={padding!r} is not lowered")
@@ -38,11 +38,10 @@ def pooling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     return [ctx.reshape(y, shape) if rank == 1 else y]
 
 
+@channels_first_aware
 def global_pooling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     cfg = layer.config
     x = inputs[0]
-    if cfg.get("data_format") == "channels_first":
-        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
     if x.mask is not None:
         raise layer.refuse("a masked average is not lowered")
     axes = list(range(1, x.rank - 1))

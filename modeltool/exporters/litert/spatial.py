@@ -11,22 +11,18 @@ from modeltool.exporters.direct.context import Layer
 from modeltool.exporters.direct.spatial import pad_pairs
 from modeltool.exporters.litert.context import LiteContext, options
 from modeltool.exporters.litert.core import out_shape
+from modeltool.exporters.litert.layout import channels_first_aware
 
 
-def _channels_last(layer: Layer) -> None:
-    if layer.config.get("data_format") == "channels_first":
-        raise layer.refuse("data_format='channels_first' is not lowered (TFLite computes channels-last)")
-
-
+@channels_first_aware
 def zero_padding(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    _channels_last(layer)
     x = inputs[0]
     pairs = [(0, 0), *pad_pairs(layer.config.get("padding", 1), x.rank - 2), (0, 0)]
     return [ctx.op("PAD", [x, ctx.const(np.asarray(pairs, np.int32), "paddings")], out_shape(layer), x.dtype)]
 
 
+@channels_first_aware
 def cropping(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    _channels_last(layer)
     x = inputs[0]
     pairs = pad_pairs(layer.config.get("cropping", 0), x.rank - 2)
     shape = out_shape(layer)
@@ -37,8 +33,8 @@ def cropping(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]
     return [ctx.op("SLICE", [x, ctx.ints(begin), ctx.ints(size)], shape, x.dtype)]
 
 
+@channels_first_aware
 def upsampling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    _channels_last(layer)
     x = inputs[0]
     cfg = layer.config
     shape = out_shape(layer)
@@ -62,10 +58,10 @@ def upsampling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Valu
     raise layer.refuse(f"interpolation={mode!r} is not lowered")
 
 
+@channels_first_aware
 def resizing(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     """Keras's Resizing to (height, width), without antialiasing: half-pixel centres, as
     `image.resize` computes them."""
-    _channels_last(layer)
     cfg = layer.config
     if cfg.get("crop_to_aspect_ratio") or cfg.get("pad_to_aspect_ratio") or cfg.get("antialias"):
         raise layer.refuse("crop_to_aspect_ratio, pad_to_aspect_ratio and antialias are not lowered")
