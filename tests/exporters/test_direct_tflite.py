@@ -308,3 +308,39 @@ def test_channels_first_layers_pay_one_pair_of_transposes(tmp_path):
     x = np.random.default_rng(9).standard_normal((2, 3, 12, 12)).astype("float32")
     got = interpreter.get_signature_runner("serving_default")(pixels=x)["logits"]
     np.testing.assert_allclose(got, np.asarray(model(x, training=False)), atol=1e-4, rtol=1e-4)
+
+
+def test_masked_sequences_follow_keras(tmp_path):
+    """Embedding(mask_zero=True) and Masking feed recurrent layers and a pooling: at a masked step
+    the states stay, the output repeats (or is zero in Bidirectional's sequences), the average counts
+    the kept steps only. Tokens with zeros inside and at the end; checked against Keras itself."""
+    import keras
+
+    keras.utils.set_random_seed(11)
+    tokens = keras.Input((7,), dtype="int32", name="tokens")
+    e = keras.layers.Embedding(20, 6, mask_zero=True)(tokens)
+    a = keras.layers.LSTM(5, return_sequences=True)(e)
+    b = keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True))(a)
+    pooled = keras.layers.GlobalAveragePooling1D()(b)
+    last = keras.layers.SimpleRNN(4, go_backwards=True)(e)
+    frames = keras.Input((5, 3), name="frames")
+    m = keras.layers.LSTM(3)(keras.layers.Masking(mask_value=0.0)(frames))
+    out = keras.layers.Concatenate(name="features")([pooled, last, m])
+    model = keras.Model([tokens, frames], out)
+    src = tmp_path / "masked.keras"
+    model.save(src)
+    dst = str(tmp_path / "masked.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct"))
+    assert report.passed and report.details["route"] == "direct", report.render()
+    rng = np.random.default_rng(12)
+    ids = rng.integers(1, 20, (3, 7)).astype("int32")
+    ids[0, 5:] = 0
+    ids[1, 2] = 0
+    ids[2, :] = 0
+    steps = rng.standard_normal((3, 5, 3)).astype("float32")
+    steps[0, 3:] = 0.0
+    steps[1, 1] = 0.0
+    interpreter, _ = _litert(dst)
+    got = interpreter.get_signature_runner("serving_default")(tokens=ids, frames=steps)["features"]
+    want = np.asarray(model([ids, steps], training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)

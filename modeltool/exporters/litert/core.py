@@ -39,17 +39,29 @@ def dense(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
 
 
 def embedding(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    """A row of the table per index (Keras casts float indices to int32 first)."""
+    """A row of the table per index (Keras casts float indices to int32 first); `mask_zero` gives
+    the mask `index != 0` for the layers after it."""
     x = inputs[0]
-    if layer.config.get("mask_zero"):
-        raise layer.refuse("mask_zero=True: the mask it makes is not carried by the direct TFLite route")
     table = layer.array("embeddings") if layer.has("embeddings") else layer.array("kernel")
     if table.ndim != 2:
         raise layer.refuse(f"an embeddings table of shape {table.shape} is not lowered")
     index = x if np.dtype(x.dtype).kind in "iu" and x.dtype == "int32" else ctx.op("CAST", [x], x.shape, "int32")
     out = ctx.op("GATHER", [ctx.const(table.astype(np.float32), "embeddings"), index], (*x.shape, table.shape[1]),
                  opts=options("GatherOptions", axis=0, batchDims=0))  # fmt: skip
+    if layer.config.get("mask_zero"):
+        mask = ctx.op("NOT_EQUAL", [index, ctx.const(np.int32(0), "zero")], x.shape, "bool")
+        out = out.but(mask=mask.name)
     return [out]
+
+
+def masking(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """Steps whose features all equal `mask_value` become 0 and are masked for what follows."""
+    x = inputs[0]
+    differs = ctx.op("NOT_EQUAL", [x, ctx.scalar(float(layer.config.get("mask_value", 0.0)))], x.shape, "bool")
+    keep = ctx.op("REDUCE_MAX", [ctx.op("CAST", [differs], x.shape), ctx.ints([x.rank - 1])], (*x.shape[:-1], 1),
+                  opts=options("ReducerOptions", keepDims=True))  # fmt: skip
+    mask = ctx.op("CAST", [ctx.reshape(keep, x.shape[:-1])], x.shape[:-1], "bool")
+    return [ctx.binary("MUL", x, keep, x.shape).but(mask=mask.name)]
 
 
 @channels_first_aware
@@ -111,7 +123,11 @@ def custom_scale(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Va
 
 #: `keras.ops` classes recorded in functional configs (`x + 3.0`) -> TFLite op of two operands
 BINARY_OPS = {"Add": "ADD", "Subtract": "SUB", "Multiply": "MUL", "Divide": "DIV", "TrueDivide": "DIV",
-              "Maximum": "MAXIMUM", "Minimum": "MINIMUM", "Power": "POW"}  # fmt: skip
+              "Maximum": "MAXIMUM", "Minimum": "MINIMUM", "Power": "POW", "Equal": "EQUAL", "NotEqual": "NOT_EQUAL",
+              "Greater": "GREATER", "GreaterEqual": "GREATER_EQUAL", "Less": "LESS", "LessEqual": "LESS_EQUAL",
+              "LogicalAnd": "LOGICAL_AND", "LogicalOr": "LOGICAL_OR"}  # fmt: skip
+#: those of them computing a boolean (Keras 3 records a mask as `NotEqual(tokens, 0)`)
+BOOLEAN_OPS = {"Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd", "LogicalOr"}
 UNARY_OPS = {"Negative": "NEG", "Abs": "ABS", "Sqrt": "SQRT", "Exp": "EXP", "Log": "LOG", "Tanh": "TANH",
              "Sigmoid": "LOGISTIC", "Relu": "RELU", "Square": "SQUARE"}  # fmt: skip
 
@@ -136,10 +152,24 @@ def keras_op(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]
     args = operands(ctx, layer, inputs)  # type: ignore[arg-type]
     if len(args) != 2:
         raise layer.refuse(f"keras.ops.{layer.cls} with {len(args)} operands")
-    refs = [a if isinstance(a, Value) else ctx.const(np.asarray(a, np.float32), "operand") for a in args]
+    tensors = [a for a in args if isinstance(a, Value)]
+    first = tensors[0]
+    refs = [a if isinstance(a, Value) else ctx.const(np.asarray(a).astype(first.dtype), "operand") for a in args]
     shapes = [a.shape if isinstance(a, Value) else tuple(np.shape(a)) for a in args]
-    first = refs[0] if isinstance(refs[0], Value) else refs[1]
-    assert isinstance(first, Value)
     op = BINARY_OPS[layer.cls]
     opts = options(op.title() + "Options") if op in BINARY_OPTIONS else None
-    return [ctx.op(op, refs, broadcast(*shapes), first.dtype, opts)]
+    return [ctx.op(op, refs, broadcast(*shapes), "bool" if layer.cls in BOOLEAN_OPS else first.dtype, opts)]
+
+
+def keras_reduction(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """`keras.ops.any` / `all` over boolean axes (Keras 3 records Masking's step mask as
+    `any(x != mask_value, axis=-1)`): REDUCE_ANY, or REDUCE_ALL."""
+    x = inputs[0]
+    axis = layer.config.get("axis")
+    axes = list(range(x.rank)) if axis is None else [a % x.rank for a in ([axis] if isinstance(axis, int) else axis)]
+    keep = bool(layer.config.get("keepdims", False))
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
+    value = x if x.dtype == "bool" else ctx.op("NOT_EQUAL", [x, ctx.const(np.zeros((), x.dtype), "zero")], x.shape,
+                                                "bool")  # fmt: skip
+    op = "REDUCE_ANY" if layer.cls == "Any" else "REDUCE_ALL"
+    return [ctx.op(op, [value, ctx.ints(axes)], shape, "bool", options("ReducerOptions", keepDims=keep))]

@@ -42,10 +42,14 @@ def pooling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
 def global_pooling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     cfg = layer.config
     x = inputs[0]
-    if x.mask is not None:
-        raise layer.refuse("a masked average is not lowered")
     axes = list(range(1, x.rank - 1))
     keep = bool(cfg.get("keepdims", False))
     shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else (x.shape[0], x.shape[-1])
+    if x.mask is not None and "Average" in layer.cls:  # Keras: sum(x * mask) / sum(mask) over the steps
+        mask = ctx.reshape(ctx.op("CAST", [ctx.by_name[x.mask]], x.shape[:-1]), (*x.shape[:-1], 1))
+        reduce = options("ReducerOptions", keepDims=keep)
+        total = ctx.op("SUM", [ctx.binary("MUL", x, mask, x.shape), ctx.ints(axes)], shape, opts=reduce)
+        count = ctx.op("SUM", [mask, ctx.ints(axes)], (*shape[:-1], 1), opts=reduce)
+        return [ctx.binary("DIV", total, count, shape)]
     op = "MEAN" if "Average" in layer.cls else "REDUCE_MAX"
     return [ctx.op(op, [x, ctx.ints(axes)], shape, x.dtype, options("ReducerOptions", keepDims=keep))]

@@ -38,8 +38,6 @@ def _check(layer: Layer, cfg: dict[str, Any], x: Value) -> None:
         raise layer.refuse("stateful=True: the state would have to persist between calls")
     if cfg.get("time_major"):
         raise layer.refuse("time_major=True is not lowered")
-    if x.mask is not None:
-        raise layer.refuse("a mask reaching a recurrent layer is not lowered (steps may be skipped)")
     if x.rank != 3 or x.shape[1] is None:
         raise layer.refuse("the number of steps is unknown (fix it with --input-shape)")
     for key, default in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
@@ -68,9 +66,28 @@ def _split(ctx: LiteContext, x: Value, n: int) -> list[Value]:
                    opts=options("SplitOptions", numSplits=n))  # fmt: skip
 
 
+def _step_masks(ctx: LiteContext, x: Value) -> list[Value] | None:
+    """The mask reaching the layer as one (batch, 1) float column per step, or None."""
+    if x.mask is None:
+        return None
+    batch, steps = x.shape[0], int(x.shape[1])
+    mask = ctx.op("CAST", [ctx.by_name[x.mask]], (batch, steps), "float32")
+    columns = ctx.ops("UNPACK", [mask], [(batch,)] * steps, opts=options("UnpackOptions", num=steps, axis=1))
+    return [ctx.reshape(c, (batch, 1)) for c in columns]
+
+
+def _blend(ctx: LiteContext, old: Value | None, new: Value, keep: Value) -> Value:
+    """new where the step is kept, old where it is masked (old None: zeros)."""
+    if old is None:
+        return ctx.binary("MUL", new, keep)
+    return ctx.binary("ADD", old, ctx.binary("MUL", ctx.binary("SUB", new, old), keep, new.shape))
+
+
 def _run(ctx: LiteContext, layer: Layer, cls: str, cfg: dict, weights: list[Weight], x: Value, states: list[Value],
-         backwards: bool) -> tuple[list[Value], list[Value]]:  # fmt: skip
-    """(outputs per step in processing order, final states) of one direction."""
+         backwards: bool, zero_output: bool = False) -> tuple[list[Value], list[Value]]:  # fmt: skip
+    """(outputs per step in processing order, final states) of one direction. Where a mask reaches
+    the layer, Keras's rule (`backend.rnn`): at a masked step the states stay as they were and the
+    output is the previous step's output, or zeros with `zero_output`."""
     kernel, recurrent, bias = keras_arrays(layer, cls, cfg, weights, int(x.shape[-1]))
     gates, units = KINDS[cls][1], recurrent.shape[0]
     input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
@@ -80,8 +97,10 @@ def _run(ctx: LiteContext, layer: Layer, cls: str, cfg: dict, weights: list[Weig
                        opts=options("UnpackOptions", num=steps, axis=1))  # fmt: skip
     h = states[0] if states else None
     c = states[1] if len(states) > 1 else None
-    outputs = []
+    masks = _step_masks(ctx, x)
+    outputs: list[Value] = []
     for t in reversed(range(steps)) if backwards else range(steps):
+        h_prev, c_prev = h, c
         z = per_step[t]
         if cls.endswith("LSTM"):
             if h is not None:
@@ -97,7 +116,17 @@ def _run(ctx: LiteContext, layer: Layer, cls: str, cfg: dict, weights: list[Weig
             if h is not None:
                 z = ctx.binary("ADD", z, _fc(ctx, h, recurrent, None, "recurrent_kernel"))
             h = _act(ctx, layer, cfg, "activation", z)
-        outputs.append(h)
+        assert h is not None
+        if masks is None:
+            outputs.append(h)
+            continue
+        keep = masks[t]
+        new_h = h
+        h = _blend(ctx, h_prev, new_h, keep)
+        if c is not None:
+            c = _blend(ctx, c_prev, c, keep)
+        previous = None if zero_output or not outputs else outputs[-1]
+        outputs.append(_blend(ctx, previous, new_h, keep))
     assert h is not None
     return outputs, [h] + ([c] if cls.endswith("LSTM") and c is not None else [])
 
@@ -144,8 +173,9 @@ def recurrent(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
     cfg = cell_config(cls, layer.config)
     x = inputs[0]
     _check(layer, cfg, x)
-    outputs, states = _run(ctx, layer, cls, cfg, layer.weights, x, list(inputs[1:]), bool(cfg.get("go_backwards")))
-    result = _sequence(ctx, outputs) if cfg.get("return_sequences") else outputs[-1]
+    outputs, states = _run(ctx, layer, cls, cfg, layer.weights, x, list(inputs[1:]), bool(cfg.get("go_backwards")),
+                           bool(cfg.get("zero_output_for_mask")))  # fmt: skip
+    result = _sequence(ctx, outputs).but(mask=x.mask) if cfg.get("return_sequences") else outputs[-1]
     return [result] + (states if cfg.get("return_state") else [])
 
 
@@ -158,8 +188,9 @@ def bidirectional(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[V
     fw, bw = direction_weights(layer)
     initial = list(inputs[1:])
     half = len(initial) // 2
-    f_out, f_states = _run(ctx, layer, cls, forward, fw, x, initial[:half], False)
-    b_out, b_states = _run(ctx, layer, cls, backward, bw, x, initial[half:], True)
+    sequences = bool(forward.get("return_sequences"))  # Bidirectional zeroes masked outputs then
+    f_out, f_states = _run(ctx, layer, cls, forward, fw, x, initial[:half], False, sequences)
+    b_out, b_states = _run(ctx, layer, cls, backward, bw, x, initial[half:], True, sequences)
     if forward.get("return_sequences"):
         a, b = _sequence(ctx, f_out), _sequence(ctx, list(reversed(b_out)))  # backward put back in input order
     else:
@@ -177,4 +208,6 @@ def bidirectional(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[V
         merged = [a, b]
     else:
         raise layer.refuse(f"merge_mode={mode!r}")
+    if sequences and x.mask is not None:
+        merged = [m.but(mask=x.mask) for m in merged]
     return merged + (f_states + b_states if forward.get("return_state") else [])

@@ -40,7 +40,7 @@ def _input(cfg, shapes):
     onnx="core:identity_layer",
     tflite="core:identity_layer",
 )
-@family.declare("Masking", onnx="core:masking")
+@family.declare("Masking", onnx="core:masking", tflite="core:masking")
 @family.declare("Rescaling", onnx="core:rescaling", mask=True, tflite="core:rescaling")
 @family.declare("Layer", "TFOpLambda")
 def identity(cfg, shapes):
@@ -120,10 +120,11 @@ KERAS_OPS = (
     "Add Subtract Multiply Divide TrueDivide Maximum Minimum Power Negative Abs Sqrt Exp Log Tanh Sigmoid "
     "Relu Square Equal NotEqual Greater GreaterEqual Less LessEqual LogicalAnd LogicalOr"
 ).split()
-#: those the direct TFLite route lowers (arithmetic; the comparisons make masks, which it does not carry)
+#: those the direct TFLite route lowers
 LOWERED_OPS = tuple("Add Subtract Multiply Divide TrueDivide Maximum Minimum Power Negative Abs Sqrt Exp Log Tanh "
-                    "Sigmoid Relu Square".split())  # fmt: skip
+                    "Sigmoid Relu Square Equal NotEqual Greater GreaterEqual Less LessEqual LogicalAnd "
+                    "LogicalOr".split())  # fmt: skip
 family.add(*(f"ops.{name}" for name in KERAS_OPS if name not in LOWERED_OPS), onnx="core:keras_op")
 family.add(*(f"ops.{name}" for name in LOWERED_OPS), onnx="core:keras_op", tflite="core:keras_op")
-family.add("ops.Any", "ops.All", onnx="core:keras_reduction")
+family.add("ops.Any", "ops.All", onnx="core:keras_reduction", tflite="core:keras_reduction")
 family.add("ops.GetItem", onnx="core:get_item")
