@@ -9,7 +9,9 @@ there is no fused GRU. Unrolled, every gate is the layer's own activation, `go_b
 projection for all steps in one FULLY_CONNECTED, then per step the recurrent projection, one SPLIT
 into gates, the activations and the state update. Outputs keep Keras's processing order
 (`go_backwards` returns steps last to first; Bidirectional puts its backward outputs back in input
-order). A mask reaching the layer, `stateful` and unknown step counts are refused.
+order). A mask reaching the layer (Embedding(mask_zero=True), Masking) is followed per step as
+Keras's `backend.rnn` follows it: states kept and the previous output repeated (zeros in
+Bidirectional's sequences) at a masked step. `stateful` and unknown step counts are refused.
 """
 
 from __future__ import annotations
