@@ -115,3 +115,12 @@ def test_fully_masked_query_as_the_writer_computes_it(tmp_path, writer: str) -> 
     sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {"x": xs, "mask": masks})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # the direct TFLite route writes each too
+    from ai_edge_litert.interpreter import Interpreter
+
+    lite = tmp_path / "m.tflite"
+    report = convert(src, str(lite), ConvertOptions(via="direct"))
+    assert report.written and report.passed, report.render()
+    runner = Interpreter(model_path=str(lite)).get_signature_runner("serving_default")
+    got = list(runner(x=xs, mask=masks).values())[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -21,14 +21,15 @@ from modeltool.exporters.direct.layout import logical
 LARGE_NEGATIVE = -1e9
 
 
-def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+def attention_inputs(layer: Layer, inputs: list[Value]) -> tuple[Value, Value, Value, Value | None]:
+    """(query, value, key, attention mask or None) of a MultiHeadAttention call, refused where the
+    call asks for what neither direct route writes (masks carried by the inputs, other axes)."""
     cfg = layer.config
     by_slot = dict(zip(layer.slots(), inputs))
     query = by_slot.get("arg0") or by_slot.get("query")
     value = by_slot.get("arg1") or by_slot.get("value")
     key = by_slot.get("arg2") or by_slot.get("key") or value
-    mask = by_slot.get("attention_mask")
-    if query is None or value is None or len(by_slot) != len(inputs):
+    if query is None or value is None or key is None or len(by_slot) != len(inputs):
         raise layer.refuse("cannot tell query, value and key apart in the call")
     masked = sorted(set(by_slot) & {"query_mask", "value_mask", "key_mask"})
     if masked:
@@ -37,8 +38,20 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
         raise layer.refuse(f"sliding_window={cfg.get('sliding_window')!r}")
     if cfg.get("attention_axes") not in (None, [1], (1,), 1):
         raise layer.refuse(f"attention_axes={cfg.get('attention_axes')!r}")
-    if any(v is not None and v.mask is not None for v in (query, value, key)):
+    if any(v.mask is not None for v in (query, value, key)):
         raise layer.refuse("inputs carrying a mask (Embedding(mask_zero=True)/Masking)")
+    return query, value, key, by_slot.get("attention_mask")
+
+
+def zero_masked_queries(layer: Layer) -> bool:
+    """Keras 3 runs its fused dot_product_attention (a query with every key masked averages all
+    values) unless dropout is set, then its Softmax layer (such a query gets zeros)."""
+    return layer.generation >= 3 and float(layer.config.get("dropout") or 0.0) > 0.0
+
+
+def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> list[Value]:
+    cfg = layer.config
+    query, value, key, mask = attention_inputs(layer, inputs)
     query, value, key = (logical(ctx, v) for v in (query, value, key))
     if query.rank != 3 or value.rank != 3:
         raise layer.refuse("inputs of rank other than 3")
@@ -53,18 +66,15 @@ def multi_head_attention(ctx: Context, layer: Layer, inputs: list[Value]) -> lis
     v = ctx.op("Transpose", [v], perm=[0, 2, 1, 3])  # (B, H, S, V)
     scores = ctx.op("MatMul", [q, k])
     keep = _mask(ctx, layer, mask, query.shape[1], key.shape[1])
-    # Keras 3 runs its fused dot_product_attention (a query with every key masked averages all
-    # values) unless dropout is set, then its Softmax layer (such a query gets zeros)
-    zero = layer.generation >= 3 and float(cfg.get("dropout") or 0.0) > 0.0
-    probs = masked_softmax(ctx, scores, keep, layer.generation, zero_masked=zero)
+    probs = masked_softmax(ctx, scores, keep, layer.generation, zero_masked=zero_masked_queries(layer))
     joined = ctx.op("Transpose", [ctx.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
     joined = ctx.reshape(joined, [0, 0, heads * value_dim])
-    out_kernel = _weight(layer, "attention_output/kernel")
+    out_kernel = weight(layer, "attention_output/kernel")
     if out_kernel.ndim != 3:
         raise layer.refuse(f"an output projection of shape {out_kernel.shape} (output_shape set)")
     out = ctx.op("MatMul", [joined, ctx.const(out_kernel.reshape(heads * value_dim, -1), "attention_output/kernel")])
     if cfg.get("use_bias", True):
-        bias = _weight(layer, "attention_output/bias").reshape(-1)
+        bias = weight(layer, "attention_output/bias").reshape(-1)
         out = ctx.op("Add", [out, ctx.const(bias, "attention_output/bias")])
     result = [Value(out, (query.shape[0], query.shape[1], out_kernel.shape[-1]), "float32")]
     if layer.kwargs.get("return_attention_scores"):
@@ -100,7 +110,8 @@ def masked_softmax(ctx: Context, scores: str, keep: Value | None, generation: in
     return ctx.op("Where", [keep_name, probs, ctx.const(np.float32(0.0))]) if zero_masked else probs
 
 
-def _weight(layer: Layer, fragment: str) -> np.ndarray:
+def weight(layer: Layer, fragment: str) -> np.ndarray:
+    """The attention weight whose stored name ends with `fragment` (`query/kernel`, ...)."""
     found = [w for w in layer.weights if w.name.endswith(fragment) or f"/{fragment}" in w.name]
     if not found:
         raise layer.refuse(f"no stored weight {fragment!r}")
@@ -109,12 +120,12 @@ def _weight(layer: Layer, fragment: str) -> np.ndarray:
 
 def _project(ctx: Context, layer: Layer, x: Value, part: str, heads: int, size: int, scale: np.float32) -> str:
     """x @ kernel (D, H, size) + bias (H, size), as (B, steps, H, size)."""
-    kernel = _weight(layer, f"{part}/kernel")
+    kernel = weight(layer, f"{part}/kernel")
     if kernel.shape[1:] != (heads, size):
         raise layer.refuse(f"{part} kernel of shape {kernel.shape}")
     name = ctx.op("MatMul", [x, ctx.const(kernel.reshape(kernel.shape[0], -1) * scale, f"{part}/kernel")])
     if layer.config.get("use_bias", True):
-        name = ctx.op("Add", [name, ctx.const(_weight(layer, f"{part}/bias").reshape(-1) * scale, f"{part}/bias")])
+        name = ctx.op("Add", [name, ctx.const(weight(layer, f"{part}/bias").reshape(-1) * scale, f"{part}/bias")])
     return ctx.reshape(name, [0, 0, heads, size])
 
 

@@ -74,7 +74,15 @@ class LiteContext:
             array = array.astype(np.float32)
         if array.dtype == np.int64:
             array = array.astype(np.int32)
-        return self.model.constant(f"{self.scope}/{role}" if self.scope else role, array)
+        index = self.model.constant(f"{self.scope}/{role}" if self.scope else role, array)
+        self.by_name[self.model.tensors[index].name] = index  # a constant can stand as a Value too
+        return index
+
+    def const_value(self, value: Any, role: str = "const") -> Value:
+        """A constant as a Value (an operand some lowerings pass on like a computed tensor)."""
+        index = self.const(value, role)
+        t = self.model.tensors[index]
+        return Value(t.name, tuple(t.shape), t.dtype)
 
     def ints(self, values: Any) -> int:
         return self.const(np.asarray(values, dtype=np.int32).reshape(-1) if not np.isscalar(values) else

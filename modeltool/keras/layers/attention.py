@@ -12,7 +12,7 @@ from modeltool.keras.layers.spec import (
 family = Family("attention")
 
 
-@family.declare("MultiHeadAttention", onnx="attention:multi_head_attention")
+@family.declare("MultiHeadAttention", onnx="attention:multi_head_attention", tflite="attention:multi_head_attention")
 def multi_head_attention(cfg, shapes):
     """query/key/value projections and the output projection, each an EinsumDense sub-object
     (`query_dense`, ... in Keras 3 weight files; `mha/query/kernel` in legacy ones)."""
