@@ -106,8 +106,10 @@ def main() -> int:
         print(f"{light}: no light environment; run `python -m pytest tests/test_no_tensorflow_env.py` first",
               file=sys.stderr)  # fmt: skip
         return 2
-    head = ("| model | direct, no TensorFlow installed | the same, --no-verify | direct, TensorFlow installed "
-            "| tf route | TFLiteConverter.from_keras_model | Keras export(format=\"litert\") |")
+    head = (
+        "| model | direct, no TensorFlow installed | the same, --no-verify | direct, TensorFlow installed "
+        '| tf route | TFLiteConverter.from_keras_model | Keras export(format="litert") |'
+    )
     rows = [head, "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

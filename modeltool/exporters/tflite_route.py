@@ -76,8 +76,10 @@ def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
         why = f"the direct route cannot write {found[0]}"
         return _fallback(source, why), why, None
     if options.quantize not in (None, "none", *DIRECT_QUANTIZE):
-        why = (f"--quantize {options.quantize}: implemented on the TensorFlow route (the direct route writes "
-               f"{' and '.join(DIRECT_QUANTIZE)})")
+        why = (
+            f"--quantize {options.quantize}: implemented on the TensorFlow route (the direct route writes "
+            f"{' and '.join(DIRECT_QUANTIZE)})"
+        )
         if direct:
             raise UnsupportedError(f"--via direct: {why}; use --via tf (or auto)")
         return _fallback(source, why), why, None
@@ -119,4 +121,3 @@ def build_direct(source: Source, options: ConvertOptions) -> Any:
 def direct_ir(source: Source) -> Any:
     getter = getattr(source, "direct_ir", None)
     return getter() if getter is not None else source.ir
-

@@ -50,10 +50,12 @@ ELEMENTWISE: dict[str, Callable[[LiteContext, Value], Value]] = {
     "gelu_approximate": lambda ctx, x: ctx.unary("GELU", x, options("GeluOptions", approximate=True)),
     "mish": lambda ctx, x: ctx.binary("MUL", x, ctx.unary("TANH", _softplus(ctx, x))),
     "hard_silu": lambda ctx, x: ctx.unary("HARD_SWISH", x),
-    "hard_sigmoid": lambda ctx, x: ctx.binary("MUL", ctx.unary("RELU6", ctx.binary("ADD", x, ctx.scalar(3.0))),
-                                              ctx.scalar(1.0 / 6.0)),  # fmt: skip
-    LEGACY_HARD_SIGMOID: lambda ctx, x: _clip(ctx, ctx.binary("ADD", ctx.binary("MUL", x, ctx.scalar(0.2)),
-                                                              ctx.scalar(0.5)), 0.0, 1.0),  # fmt: skip
+    "hard_sigmoid": lambda ctx, x: ctx.binary(
+        "MUL", ctx.unary("RELU6", ctx.binary("ADD", x, ctx.scalar(3.0))), ctx.scalar(1.0 / 6.0)
+    ),
+    LEGACY_HARD_SIGMOID: lambda ctx, x: _clip(
+        ctx, ctx.binary("ADD", ctx.binary("MUL", x, ctx.scalar(0.2)), ctx.scalar(0.5)), 0.0, 1.0
+    ),
     "leaky_relu": lambda ctx, x: ctx.unary("LEAKY_RELU", x, options("LeakyReluOptions", alpha=0.2)),
     "hard_tanh": lambda ctx, x: _clip(ctx, x, -1.0, 1.0),
     "tanh_shrink": lambda ctx, x: ctx.binary("SUB", x, ctx.unary("TANH", x)),

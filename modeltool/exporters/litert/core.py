@@ -103,7 +103,6 @@ def rescaling(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
     return [x]
 
 
-
 def layer_scale(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
     """ConvNeXt's LayerScale: x * gamma over the last axis."""
     gamma = layer.arrays()

@@ -125,4 +125,3 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, input_shapes: dict[s
         counts[op.op] = counts.get(op.op, 0) + 1
     data = model.serialize(names, metadata or {}, ir.graph.name or "main")
     return LiteBuilt(data, counts, folds, ctx.notes)
-

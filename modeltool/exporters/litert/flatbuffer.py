@@ -228,4 +228,3 @@ class _AlignedBuffer:
         if vector is not None:
             s.BufferAddData(builder, vector)
         return s.BufferEnd(builder)
-
