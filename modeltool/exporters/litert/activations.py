@@ -59,6 +59,12 @@ ELEMENTWISE: dict[str, Callable[[LiteContext, Value], Value]] = {
     "leaky_relu": lambda ctx, x: ctx.unary("LEAKY_RELU", x, options("LeakyReluOptions", alpha=0.2)),
     "hard_tanh": lambda ctx, x: _clip(ctx, x, -1.0, 1.0),
     "tanh_shrink": lambda ctx, x: ctx.binary("SUB", x, ctx.unary("TANH", x)),
+    "celu": lambda ctx, x: ctx.binary("ADD", ctx.unary("RELU", x),
+                                      ctx.unary("ELU", ctx.binary("MINIMUM", x, ctx.scalar(0.0)))),  # fmt: skip
+    "soft_shrink": lambda ctx, x: ctx.binary("SUB", x, _clip(ctx, x, -0.5, 0.5)),
+    "hard_shrink": lambda ctx, x: ctx.binary(
+        "MUL", x, ctx.op("CAST", [ctx.op("GREATER", [ctx.unary("ABS", x), ctx.scalar(0.5)], x.shape, "bool")], x.shape)
+    ),
     "log_sigmoid": lambda ctx, x: ctx.unary("NEG", _softplus(ctx, ctx.unary("NEG", x))),
 }
 #: activations over the last axis
@@ -76,10 +82,17 @@ def apply(ctx: LiteContext, layer: Layer, x: Value, spec: object, axis: int = -1
     if name in ELEMENTWISE:
         return ELEMENTWISE[name](ctx, x)
     if name in AXIS_WISE:
-        if axis % x.rank != x.rank - 1:
-            raise layer.refuse(f"{name} over axis {axis}: TFLite's op works over the last axis")
         op, kind = AXIS_WISE[name]
-        return ctx.unary(op, x, options(kind, beta=1.0) if kind == "SoftmaxOptions" else options(kind))
+        opts = options(kind, beta=1.0) if kind == "SoftmaxOptions" else options(kind)
+        axis %= x.rank
+        if axis == x.rank - 1:
+            return ctx.unary(op, x, opts)
+        # TFLite's op works over the last axis: the axis is moved there and back
+        from modeltool.exporters.litert.layout import transpose
+
+        perm = [a for a in range(x.rank) if a != axis] + [axis]
+        back = [perm.index(a) for a in range(x.rank)]
+        return transpose(ctx, ctx.unary(op, transpose(ctx, x, perm), opts), back)
     raise layer.refuse(f"activation {name!r} has no TFLite lowering")
 
 
@@ -88,17 +101,30 @@ def activation_layer(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> lis
 
 
 def relu_layer(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    """Keras's ReLU(max_value, negative_slope, threshold): RELU / RELU6 / LEAKY_RELU, clipped above."""
+    """Keras's ReLU(max_value, negative_slope, threshold), as Keras 2 and 3 compute it: the positive
+    part (x where x > threshold, else RELU / RELU6), clipped to [0, max_value], minus
+    slope * relu(threshold - x); plain LEAKY_RELU when only the slope is set."""
     x = inputs[0]
     cfg = layer.config
     top = cfg.get("max_value")
     slope = float(cfg.get("negative_slope") or cfg.get("alpha") or 0.0)
-    if float(cfg.get("threshold") or 0.0) != 0.0:
-        raise layer.refuse("a threshold other than 0 has no TFLite lowering")
-    if slope == 0.0 and top is not None and float(top) == 6.0:
-        return [ctx.unary("RELU6", x)]
-    out = ctx.unary("RELU", x) if slope == 0.0 else ctx.unary("LEAKY_RELU", x, options("LeakyReluOptions", alpha=slope))
-    return [ctx.binary("MINIMUM", out, ctx.scalar(float(top))) if top is not None else out]
+    threshold = float(cfg.get("threshold") or 0.0)
+    if slope != 0.0 and top is None and threshold == 0.0:
+        return [ctx.unary("LEAKY_RELU", x, options("LeakyReluOptions", alpha=slope))]
+    clip = top is not None
+    if threshold != 0.0:
+        above = ctx.op("GREATER", [x, ctx.scalar(threshold)], x.shape, "bool")
+        out = ctx.binary("MUL", x, ctx.op("CAST", [above], x.shape))
+    elif top is not None and float(top) == 6.0:
+        out, clip = ctx.unary("RELU6", x), False
+    else:
+        out = ctx.unary("RELU", x)
+    if clip:
+        out = _clip(ctx, out, 0.0, float(top))
+    if slope != 0.0:
+        below = ctx.op("SUB", [ctx.scalar(threshold), x], x.shape, opts=options("SubOptions"))
+        out = ctx.binary("SUB", out, ctx.binary("MUL", ctx.unary("RELU", below), ctx.scalar(slope)))
+    return [out]
 
 
 def leaky_relu_layer(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:

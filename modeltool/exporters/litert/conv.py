@@ -149,20 +149,22 @@ def separable(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
 
 @channels_first_aware
 def conv_transpose(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
-    """TRANSPOSE_CONV with the output shape Keras computes (the batch read from the input at run
-    time when it is open)."""
+    """TRANSPOSE_CONV with the output shape Keras computes (`output_padding` included; the batch read
+    from the input at run time when it is open), a 1-D one as 2-D of height 1. Given the output shape
+    and SAME/VALID, TRANSPOSE_CONV pads as TensorFlow's conv2d_transpose, which Keras calls."""
     x = inputs[0]
     rank, strides, dilations, padding = _window(layer, x)
-    if rank != 2 or padding == "causal":
-        raise layer.refuse("only 2-D transposed convolutions with 'same' or 'valid' padding are lowered")
+    if padding == "causal":
+        raise layer.refuse("a transposed convolution with 'causal' padding is not lowered")
     if any(d != 1 for d in dilations):
         raise layer.refuse("a dilated transposed convolution is not lowered")
-    if layer.config.get("output_padding") is not None:
-        raise layer.refuse("output_padding is not lowered")
-    shape = out_shape(layer)
-    if any(d is None for d in shape[1:]):
+    final = out_shape(layer)
+    if any(d is None for d in final[1:]):
         raise layer.refuse("output dims of unknown size")
-    kernel = layer.array("kernel").astype(np.float32)  # (h, w, out, in)
+    kernel = layer.array("kernel").astype(np.float32)  # (*window, out, in)
+    if rank == 1:
+        kernel, x = kernel[None], ctx.reshape(x, (x.shape[0], 1, x.shape[1], x.shape[2]))
+    shape = _spatial_out(layer, rank)
     weight = np.ascontiguousarray(np.transpose(kernel, (2, 0, 1, 3)))
     if shape[0] is None:
         batch = ctx.op("SLICE", [ctx.op("SHAPE", [x], (4,), "int32", options("ShapeOptions", outType=2)),
@@ -171,8 +173,9 @@ def conv_transpose(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[
                       options("ConcatenationOptions", axis=0))  # fmt: skip
     else:
         size = ctx.ints(list(shape))
-    opts = options("TransposeConvOptions", padding=PADDING[padding], strideH=strides[0], strideW=strides[1])
+    sh, sw = _pairs(rank, strides)
+    opts = options("TransposeConvOptions", padding=PADDING[padding], strideH=sh, strideW=sw)
     y = ctx.op("TRANSPOSE_CONV", [size, ctx.const(weight, "kernel"), x,
                                   ctx.const(_bias(layer, weight.shape[0]), "bias")], shape, opts=opts,
                version=3)  # fmt: skip
-    return [activations.apply(ctx, layer, y, layer.config.get("activation"))]
+    return _finish(ctx, layer, y, rank)

@@ -86,6 +86,35 @@ def unit_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> l
     """x * rsqrt(max(sum(x^2), 1e-12)) over the last axis (Keras's UnitNormalization)."""
     x = inputs[0]
     _last_axis(layer, x)
-    squares = ctx.op("SUM", [ctx.binary("MUL", x, x), ctx.ints([x.rank - 1])], (*x.shape[:-1], 1),
+    return [l2_normalized(ctx, x, x.rank - 1)]
+
+
+def l2_normalized(ctx: LiteContext, x: Value, axis: int) -> Value:
+    """x / max(norm(x), 1e-12) over `axis` (keras.ops.normalize's floor on the norm)."""
+    shape = tuple(1 if i == axis else d for i, d in enumerate(x.shape))
+    squares = ctx.op("SUM", [ctx.binary("MUL", x, x), ctx.ints([axis])], shape,
                      opts=options("ReducerOptions", keepDims=True))  # fmt: skip
-    return [ctx.binary("MUL", x, ctx.unary("RSQRT", ctx.binary("MAXIMUM", squares, ctx.scalar(1e-12))), x.shape)]
+    return ctx.binary("MUL", x, ctx.unary("RSQRT", ctx.binary("MAXIMUM", squares, ctx.scalar(1e-24))), x.shape)
+
+
+def group_normalization(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """Statistics per (sample, group) over the group's channels and every position: the channels-last
+    input seen as (batch, positions, groups, channels per group), normalized, seen back."""
+    x = inputs[0]
+    _last_axis(layer, x)
+    groups = int(layer.config.get("groups", 32))
+    channels = x.shape[-1]
+    if channels is None or x.rank < 3 or channels % groups or any(d is None for d in x.shape[1:]):
+        raise layer.refuse(f"{channels} channels in {groups} groups over positions of unknown number")
+    positions = int(np.prod(x.shape[1:-1]))
+    grouped = ctx.reshape(x, (x.shape[0], positions, groups, channels // groups))
+    axes, stats = ctx.ints([1, 3]), (x.shape[0], 1, groups, 1)
+    keep = options("ReducerOptions", keepDims=True)
+    mean = ctx.op("MEAN", [grouped, axes], stats, opts=keep)
+    centered = ctx.binary("SUB", grouped, mean)
+    variance = ctx.op("MEAN", [ctx.binary("MUL", centered, centered), axes], stats, opts=keep)
+    eps = float(layer.config.get("epsilon", 1e-3))
+    normed = ctx.binary("MUL", centered, ctx.unary("RSQRT", ctx.binary("ADD", variance, ctx.scalar(eps))))
+    gamma, beta = affine(layer, channels)
+    y = ctx.binary("MUL", ctx.reshape(normed, x.shape), ctx.const(gamma, "gamma"))
+    return [ctx.binary("ADD", y, ctx.const(beta, "beta"))]

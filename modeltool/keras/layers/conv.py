@@ -49,7 +49,7 @@ for _r in (1, 2, 3):
     _lowered = _r < 3  # TFLite convolves 1-D and 2-D windows (a 1-D one as a 2-D one of height 1)
     family.declare(f"Conv{_r}D", onnx="conv:conv", tflite="conv:conv" if _lowered else None)(_conv(_r))
     family.declare(f"Conv{_r}DTranspose", onnx="conv:conv_transpose",
-                   tflite="conv:conv_transpose" if _r == 2 else None)(_conv(_r, transpose=True))  # fmt: skip
+                   tflite="conv:conv_transpose" if _lowered else None)(_conv(_r, transpose=True))  # fmt: skip
 family.declare("Convolution1D")(_conv(1))  # Keras 1 names (the loader normalizes them before converting)
 family.declare("Convolution2D")(_conv(2))
 

@@ -50,7 +50,7 @@ def _concat(cfg, shapes):
     return LayerInfo([tuple(out)])
 
 
-@family.declare("Dot", onnx="merge:dot")
+@family.declare("Dot", onnx="merge:dot", tflite="merge:dot")
 def _dot(cfg, shapes):
     a, b = shapes[0], shapes[1]
     axes = cfg.get("axes", -1)

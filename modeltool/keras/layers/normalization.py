@@ -45,7 +45,8 @@ def _layernorm(cfg, shapes):
     return LayerInfo([s], _affine(cfg, dims))
 
 
-@family.declare("GroupNormalization", onnx="normalization:group_normalization")
+@family.declare("GroupNormalization", onnx="normalization:group_normalization",
+                tflite="normalization:group_normalization")
 def _groupnorm(cfg, shapes):
     s = first(shapes)
     return LayerInfo([s], _affine(cfg, (s[cfg.get("axis", -1)],)))
