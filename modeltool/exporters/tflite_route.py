@@ -60,6 +60,7 @@ def choose(source: Source, options: ConvertOptions) -> tuple[str, str, Any]:
     """(route, why, the direct build when that route was taken)."""
     from modeltool.exporters.direct.context import NotCovered
     from modeltool.exporters.litert.export import DIRECT_QUANTIZE, gaps
+    from modeltool.exporters.onnx_route import direct_ir
 
     if options.via == "tf":
         return "tf", "--via tf", None
@@ -109,6 +110,7 @@ def _fallback(source: Source, why: str) -> str:
 def build_direct(source: Source, options: ConvertOptions) -> Any:
     from modeltool.exporters.direct.export import version
     from modeltool.exporters.litert.export import build
+    from modeltool.exporters.onnx_route import direct_ir
     from modeltool.sources.keras import ir_boundary_names
 
     ir = direct_ir(source)
@@ -116,8 +118,3 @@ def build_direct(source: Source, options: ConvertOptions) -> Any:
                 "source_format": source.ir.format.value}  # fmt: skip
     return build(ir, ir_boundary_names(ir), input_shapes=options.input_shapes, custom=getattr(source, "custom", None),
                  quantize=options.quantize, metadata=metadata)  # fmt: skip
-
-
-def direct_ir(source: Source) -> Any:
-    getter = getattr(source, "direct_ir", None)
-    return getter() if getter is not None else source.ir
