@@ -23,11 +23,11 @@ from typing import Any
 
 from modeltool.deps import available, require
 from modeltool.errors import MissingDependencyError, UnsupportedError, UsageError
+from modeltool.exporters.routes import check_via, require_tensorflow_route
 from modeltool.ir import TensorSpec
 from modeltool.options import ConvertOptions
 from modeltool.sources import ExportContext, Source
 
-ROUTES = ("auto", "direct", "tf")
 #: ConvertOptions fields only the TensorFlow route implements today -> their flag
 TF_ROUTE_OPTIONS = {"quantize": "--quantize", "optimize": "--optimize"}
 
@@ -35,17 +35,12 @@ TF_ROUTE_OPTIONS = {"quantize": "--quantize", "optimize": "--optimize"}
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """Write `source` as ONNX to `path` by the route `options.via` picks; details include `route`
     and `route_reason`."""
-    if options.via not in ROUTES:
-        raise UsageError(f"--via {options.via}: choose from {', '.join(ROUTES)}")
+    check_via(options)
     route, reason, built = choose(source, options)
     if route == "tf":
         from modeltool.exporters import onnx as tf_route
 
-        if source.kind == "keras":
-            from modeltool.sources.keras import require_tensorflow_backend
-
-            require_tensorflow_backend(source.path, f"the TensorFlow route ({reason})")
-
+        require_tensorflow_route(source, reason)
         details = tf_route.export(source, path, replace(options, via="tf"), context)
         return {"route": "tf", "route_reason": reason, **details}
     return {"route": "direct", "route_reason": reason, **write_direct(source, built, path, options, context)}

@@ -19,27 +19,23 @@ from dataclasses import replace
 from typing import Any
 
 from modeltool.deps import available
-from modeltool.errors import MissingDependencyError, UnsupportedError, UsageError
+from modeltool.errors import MissingDependencyError, UnsupportedError
+from modeltool.exporters.routes import check_via, require_tensorflow_route
 from modeltool.options import ConvertOptions
 from modeltool.sources import ExportContext, Source
-
-ROUTES = ("auto", "direct", "tf")
 
 
 def export(source: Source, path: str, options: ConvertOptions, context: ExportContext) -> dict[str, Any]:
     """Write `source` as a .tflite file by the route `options.via` picks; details include `route`
     and `route_reason`."""
-    if options.via not in ROUTES:
-        raise UsageError(f"--via {options.via}: choose from {', '.join(ROUTES)}")
+    check_via(options)
     route, reason, built = choose(source, options)
     if route == "tf":
         from modeltool.exporters import tflite as tf_route
+        from modeltool.targets import Target
 
+        require_tensorflow_route(source, reason)
         if source.kind == "keras":
-            from modeltool.sources.keras import require_tensorflow_backend
-            from modeltool.targets import Target
-
-            require_tensorflow_backend(source.path, f"the TensorFlow route ({reason})")
             # a Keras source prepared for the direct route is prepared again for this one (its
             # recurrent layers unrolled by Keras, its model built)
             source = source.prepared(Target.TFLITE, replace(options, via="tf"), context)

@@ -23,20 +23,19 @@ ACTIVATIONS = {"RELU": FUSED["RELU"], "RELU6": FUSED["RELU6"]}
 
 
 def run_all(model: LiteModel) -> list[str]:
-    """Every rewrite in order; returns what was done, for the report."""
+    """Every rewrite in order (transposes cancelled first, so BatchNormalization after a
+    channels-first convolution folds); returns what was done, for the report."""
+    rewrites = (
+        (cancel_transposes, "pairs of transposes between channels-first layers cancelled"),
+        (fold_padding, "zero paddings folded into the convolution after them (SAME)"),
+        (fold_batchnorm, "BatchNormalization scale/shift pairs folded into the preceding op"),
+        (fuse_activations, "activations fused into the preceding op"),
+    )
     done = []
-    cancelled = cancel_transposes(model)
-    if cancelled:
-        done.append(f"{cancelled} pairs of transposes between channels-first layers cancelled")
-    padded = fold_padding(model)
-    if padded:
-        done.append(f"{padded} zero paddings folded into the convolution after them (SAME)")
-    folded = fold_batchnorm(model)
-    if folded:
-        done.append(f"{folded} BatchNormalization scale/shift pairs folded into the preceding op")
-    fused = fuse_activations(model)
-    if fused:
-        done.append(f"{fused} activations fused into the preceding op")
+    for rewrite, what in rewrites:
+        count = rewrite(model)
+        if count:
+            done.append(f"{count} {what}")
     return done
 
 
