@@ -44,7 +44,7 @@ def export(source: Source, path: str, options: ConvertOptions, context: ExportCo
         f.write(built.data)
     context.warnings.extend(n for n in built.notes if n not in context.warnings)
     return {"route": "direct", "route_reason": reason, "quantize": options.quantize or "none", "ops": built.ops,
-            "op_types": sorted(built.op_counts), "fixes": built.folds, "flex_ops": [],
+            "op_types": sorted(built.op_counts), "fixes": built.folds, "lowered": built.decisions, "flex_ops": [],
             "bytes": len(built.data)}  # fmt: skip
 
 

@@ -170,6 +170,7 @@ def test_recurrent_layers_unrolled_compute_what_keras_computes(tmp_path):
     report = convert(src, dst, ConvertOptions(via="direct"))
     assert report.passed and report.details["route"] == "direct", report.render()
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in _ops(dst) and "WHILE" not in _ops(dst)
+    assert len(report.details["lowered"]) == 6 and "unrolled over its 6 steps" in report.details["lowered"][0]
     x = np.random.default_rng(8).standard_normal((3, 6, 5)).astype("float32")
     interpreter, _ = _litert(dst)
     got = interpreter.get_signature_runner("serving_default")(steps=x)["features"]

@@ -40,6 +40,8 @@ class LiteContext:
         self.generation = generation
         self.scope = ""
         self.notes: list[str] = []
+        #: how layers were lowered where there was a choice (recurrent layers), for the report
+        self.decisions: list[str] = []
         self.by_name: dict[str, int] = {}
         self.dispatch: Callable[[Layer, list[Value]], list[Value]] = _no_dispatch
 

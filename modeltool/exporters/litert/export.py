@@ -36,6 +36,7 @@ class LiteBuilt:
     op_counts: dict[str, int]
     folds: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
 
     @property
     def ops(self) -> int:
@@ -124,4 +125,4 @@ def build(ir: Model, names: tuple[list[str], list[str]], *, input_shapes: dict[s
     for op in model.operators:
         counts[op.op] = counts.get(op.op, 0) + 1
     data = model.serialize(names, metadata or {}, ir.graph.name or "main")
-    return LiteBuilt(data, counts, folds, ctx.notes)
+    return LiteBuilt(data, counts, folds, ctx.notes, ctx.decisions)

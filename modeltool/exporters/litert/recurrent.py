@@ -85,6 +85,13 @@ def _blend(ctx: LiteContext, old: Value | None, new: Value, keep: Value) -> Valu
     return ctx.binary("ADD", old, ctx.binary("MUL", ctx.binary("SUB", new, old), keep, new.shape))
 
 
+def _decided(ctx: LiteContext, layer: Layer, steps: int, masked: bool) -> None:
+    ctx.decisions.append(
+        f"{layer.path} ({layer.cls}): unrolled over its {steps} steps{', following its mask' if masked else ''} "
+        "(TFLite's fused sequence ops keep their state between invocations and gate with the logistic only)"
+    )
+
+
 def _run(ctx: LiteContext, layer: Layer, cls: str, cfg: dict, weights: list[Weight], x: Value, states: list[Value],
          backwards: bool, zero_output: bool = False) -> tuple[list[Value], list[Value]]:  # fmt: skip
     """(outputs per step in processing order, final states) of one direction. Where a mask reaches
@@ -175,6 +182,7 @@ def recurrent(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value
     cfg = cell_config(cls, layer.config)
     x = inputs[0]
     _check(layer, cfg, x)
+    _decided(ctx, layer, int(x.shape[1]), x.mask is not None)
     outputs, states = _run(ctx, layer, cls, cfg, layer.weights, x, list(inputs[1:]), bool(cfg.get("go_backwards")),
                            bool(cfg.get("zero_output_for_mask")))  # fmt: skip
     result = _sequence(ctx, outputs).but(mask=x.mask) if cfg.get("return_sequences") else outputs[-1]
@@ -187,6 +195,7 @@ def bidirectional(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[V
     x = inputs[0]
     _check(layer, forward, x)
     _check(layer, backward, x)
+    _decided(ctx, layer, int(x.shape[1]), x.mask is not None)
     fw, bw = direction_weights(layer)
     initial = list(inputs[1:])
     half = len(initial) // 2
