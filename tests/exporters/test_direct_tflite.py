@@ -345,3 +345,23 @@ def test_masked_sequences_follow_keras(tmp_path):
     got = interpreter.get_signature_runner("serving_default")(tokens=ids, frames=steps)["features"]
     want = np.asarray(model([ids, steps], training=False))
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_indexing_recorded_in_a_functional_model(tmp_path):
+    """`x[:, 0]`, `x[:, -1, 1:5:2]` and `x[:, 2:]` written in a Keras 3 functional model (keras.ops
+    GetItem): one STRIDED_SLICE each, checked against Keras itself."""
+    import keras
+
+    seq = keras.Input((6, 8), name="seq")
+    parts = [seq[:, 0], seq[:, -1, 1:5:2], keras.layers.Flatten()(seq[:, 2:])]
+    model = keras.Model(seq, keras.layers.Concatenate(name="picked")(parts))
+    src = tmp_path / "items.keras"
+    model.save(src)
+    dst = str(tmp_path / "items.tflite")
+    report = convert(src, dst, ConvertOptions(via="direct"))
+    assert report.passed and report.details["route"] == "direct", report.render()
+    assert _ops(dst).count("STRIDED_SLICE") == 3, _ops(dst)
+    x = np.random.default_rng(13).standard_normal((2, 6, 8)).astype("float32")
+    interpreter, _ = _litert(dst)
+    got = interpreter.get_signature_runner("serving_default")(seq=x)["picked"]
+    np.testing.assert_allclose(got, np.asarray(model(x)), atol=1e-6)

@@ -172,3 +172,45 @@ def keras_reduction(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list
                                                 "bool")  # fmt: skip
     op = "REDUCE_ANY" if layer.cls == "Any" else "REDUCE_ALL"
     return [ctx.op(op, [value, ctx.ints(axes)], shape, "bool", options("ReducerOptions", keepDims=keep))]
+
+
+def get_item(ctx: LiteContext, layer: Layer, inputs: list[Value]) -> list[Value]:
+    """`x[...]` in a functional model (`x[:, 0, :]`, a pooled first token): one STRIDED_SLICE, each
+    index a slice over its axis or an integer that drops it (shrink mask)."""
+    from modeltool.exporters.direct.context import TENSOR
+
+    if len(layer.args) != 2 or layer.args[0] is not TENSOR:
+        raise layer.refuse("an index that is not a constant")
+    x = inputs[0]
+    index = list(layer.args[1]) if isinstance(layer.args[1], (list, tuple)) else [layer.args[1]]
+    if len(index) > x.rank:
+        raise layer.refuse(f"{len(index)} indices into a tensor of rank {x.rank}")
+    begin, end, strides = [0] * x.rank, [0] * x.rank, [1] * x.rank
+    begin_mask = end_mask = shrink = 0
+    shape: list = []
+    for axis, size in enumerate(x.shape):
+        item = index[axis] if axis < len(index) else {"class_name": "__slice__", "config": {}}
+        if isinstance(item, dict) and item.get("class_name") == "__slice__":
+            cfg = item.get("config") or {}
+            start, stop, step = cfg.get("start"), cfg.get("stop"), cfg.get("step")
+            strides[axis] = 1 if step is None else int(step)
+            if start is None:
+                begin_mask |= 1 << axis
+            else:
+                begin[axis] = int(start)
+            if stop is None:
+                end_mask |= 1 << axis
+            else:
+                end[axis] = int(stop)
+            shape.append(None if size is None else len(range(*slice(start, stop, step).indices(size))))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            begin[axis], shrink = int(item), shrink | 1 << axis
+            if item == -1:
+                end_mask |= 1 << axis
+            else:
+                end[axis] = int(item) + 1
+        else:
+            raise layer.refuse(f"index {item!r} (only slices and integers are lowered)")
+    opts = options("StridedSliceOptions", beginMask=begin_mask, endMask=end_mask, shrinkAxisMask=shrink)
+    return [ctx.op("STRIDED_SLICE", [x, ctx.ints(begin), ctx.ints(end), ctx.ints(strides)], tuple(shape), x.dtype,
+                   opts)]  # fmt: skip

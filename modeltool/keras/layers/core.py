@@ -127,4 +127,4 @@ LOWERED_OPS = tuple("Add Subtract Multiply Divide TrueDivide Maximum Minimum Pow
 family.add(*(f"ops.{name}" for name in KERAS_OPS if name not in LOWERED_OPS), onnx="core:keras_op")
 family.add(*(f"ops.{name}" for name in LOWERED_OPS), onnx="core:keras_op", tflite="core:keras_op")
 family.add("ops.Any", "ops.All", onnx="core:keras_reduction", tflite="core:keras_reduction")
-family.add("ops.GetItem", onnx="core:get_item")
+family.add("ops.GetItem", onnx="core:get_item", tflite="core:get_item")
