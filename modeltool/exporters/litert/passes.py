@@ -116,17 +116,11 @@ def cancel_transposes(model: LiteModel) -> int:
     return count
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
-    """TFLite's (and TensorFlow's) SAME: the odd pixel of padding at the end."""
-    effective = (kernel - 1) * dilation + 1
-    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
-
-
 def fold_padding(model: LiteModel) -> int:
     """A PAD of zeros on height and width right before a VALID convolution becomes the
     convolution's SAME padding when it pads exactly as SAME would (MobileNet's `correct_pad`
     before its strided convolutions)."""
+    from modeltool.exporters.direct.conv import same_pads
     from modeltool.exporters.litert.conv import PADDING
 
     count = 0
@@ -145,8 +139,8 @@ def fold_padding(model: LiteModel) -> int:
         if pairs.shape != (4, 2) or pairs[0].any() or pairs[3].any():
             continue
         o = op.options
-        same = [_same_pads(int(shape[1]), weights.shape[1], o.strideH, o.dilationHFactor),
-                _same_pads(int(shape[2]), weights.shape[2], o.strideW, o.dilationWFactor)]  # fmt: skip
+        same = [same_pads(int(shape[1]), weights.shape[1], o.strideH, o.dilationHFactor),
+                same_pads(int(shape[2]), weights.shape[2], o.strideW, o.dilationWFactor)]  # fmt: skip
         if [tuple(int(v) for v in pairs[1]), tuple(int(v) for v in pairs[2])] != same:
             continue
         op.inputs[0] = pad.inputs[0]
